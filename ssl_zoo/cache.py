@@ -1,0 +1,78 @@
+"""Where things live under ``SSL_ZOO_HOME``; nothing else.
+
+```
+$SSL_ZOO_HOME/                      default: the user cache dir (platformdirs), e.g. ~/.cache/ssl_zoo
+├── downloads/<name>/<file>         upstream files exactly as published (verified by sha256)
+│             <file>.partial        an unfinished download, resumed by the next attempt
+├── models/<name>/                  the converted model folder (the contract, see DESIGN.md §2)
+│   ├── model.safetensors
+│   ├── config.json
+│   └── README.md
+├── locks/<name>.lock               one process pulls an entry at a time
+└── hashes.lock.json                sha256 first observed for every unpinned upstream file
+```
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HOME_ENV = "SSL_ZOO_HOME"
+MIRROR_ENV = "SSL_ZOO_MIRROR"
+OFFLINE_ENVS = ("SSL_ZOO_OFFLINE", "HF_HUB_OFFLINE")
+QUIET_ENV = "SSL_ZOO_QUIET"
+DEBUG_ENV = "SSL_ZOO_DEBUG"
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def env_flag(name: str) -> bool:
+    """Whether the environment variable ``name`` is set to a true value (1/true/yes/on)."""
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+def home() -> Path:
+    """The cache root: ``$SSL_ZOO_HOME`` or the platform's user cache dir."""
+    configured = os.environ.get(HOME_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("ssl_zoo", appauthor=False))
+
+
+def is_offline() -> bool:
+    """True when ``SSL_ZOO_OFFLINE`` or ``HF_HUB_OFFLINE`` asks never to touch the network."""
+    return any(env_flag(name) for name in OFFLINE_ENVS)
+
+
+def mirror_base() -> str | None:
+    """The ``SSL_ZOO_MIRROR`` base URL without a trailing slash, or None."""
+    base = os.environ.get(MIRROR_ENV, "").strip()
+    return base.rstrip("/") or None
+
+
+def downloads_dir(name: str) -> Path:
+    """Folder of the upstream files of entry ``name``."""
+    return home() / "downloads" / name
+
+
+def download_path(name: str, filename: str) -> Path:
+    """Path of one upstream file of entry ``name``."""
+    return downloads_dir(name) / filename
+
+
+def model_dir(name: str) -> Path:
+    """The converted model folder of entry ``name``."""
+    return home() / "models" / name
+
+
+def entry_lock_path(name: str) -> Path:
+    """The inter-process lock held while entry ``name`` is pulled or converted."""
+    return home() / "locks" / f"{name}.lock"
+
+
+def hash_lock_path() -> Path:
+    """The JSON file of sha256s first observed for unpinned upstream files."""
+    return home() / "hashes.lock.json"

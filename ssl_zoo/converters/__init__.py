@@ -1,0 +1,1 @@
+"""Converters: readers (container formats) → rules (pure key mapping) per family."""

@@ -1,0 +1,62 @@
+"""The exceptions ssl_zoo raises. Each message is one line that names the next action.
+
+Every type also inherits the builtin exception a caller would already catch (``KeyError`` for an
+unknown name, ``OSError`` for I/O, ``ValueError`` for bad content), so ``except OSError`` keeps working.
+"""
+
+from __future__ import annotations
+
+
+class SslZooError(Exception):
+    """Base class of every error ssl_zoo raises on purpose."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+class UnknownModelError(SslZooError, KeyError):
+    """A registry name that does not exist."""
+
+
+class RegistryError(SslZooError, ValueError):
+    """A catalog table that breaks the schema (a bug in ssl_zoo or in a user-added table)."""
+
+
+class DownloadError(SslZooError, OSError):
+    """A file could not be fetched (network, HTTP status, interrupted transfer)."""
+
+
+class OfflineError(DownloadError):
+    """Offline mode is on and a file is not in the cache."""
+
+
+class ManualDownloadRequired(DownloadError):
+    """The entry has no public URL: the user has to supply the file."""
+
+
+class DiskFullError(SslZooError, OSError):
+    """The disk filled up while writing; nothing partial was kept."""
+
+
+class ChecksumError(SslZooError, ValueError):
+    """A file's sha256 differs from the pinned or previously recorded one."""
+
+
+class UnpinnedFileError(ChecksumError):
+    """``require_hashes`` is on and a file has neither a pinned nor a recorded sha256."""
+
+
+class NotACheckpointError(SslZooError, ValueError):
+    """The bytes are not a checkpoint (an HTML page, a truncated or unknown container)."""
+
+
+class UnsafePickleError(NotACheckpointError):
+    """A pickle references a global outside the allow-list; nothing from it was run."""
+
+
+class ConversionError(SslZooError, ValueError):
+    """The converted state dict does not match the target architecture exactly."""
+
+
+class ModelFolderError(SslZooError, ValueError):
+    """A model folder is missing a file or does not match its recorded sha256."""

@@ -1,0 +1,133 @@
+"""The model folder (DESIGN.md §2): write it atomically and verified, read it back, check it.
+
+A folder is built under a hidden temporary name beside its destination and renamed into place only after
+the safetensors file has been reloaded and compared tensor by tensor, so an interrupted conversion (Ctrl-C,
+full disk, a crash) never leaves a folder that looks complete.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import DiskFullError, ModelFolderError
+from .atomic import fsync_dir, write_text_atomic
+from .hashes import sha256_file
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+CARD = "README.md"
+REQUIRED = (WEIGHTS, CONFIG, CARD)
+
+
+def write_folder(
+    dest: Path,
+    tensors: dict[str, torch.Tensor],
+    metadata: dict[str, str],
+    make_text: Any,
+) -> Path:
+    """Write a model folder at ``dest`` atomically.
+
+    Args:
+        dest: The final folder; replaced as a whole if it exists.
+        tensors: Contiguous tensors to store.
+        metadata: safetensors ``__metadata__`` (str -> str).
+        make_text: ``f(weights_sha256) -> (config_dict, card_text)``, called once the weights are written.
+
+    Returns:
+        ``dest``.
+
+    Raises:
+        DiskFullError: When the disk fills up; nothing is left behind.
+        ModelFolderError: When the written weights do not read back identical.
+    """
+    tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    try:
+        _write_weights(tmp / WEIGHTS, tensors, metadata)
+        config, card = make_text(sha256_file(tmp / WEIGHTS))
+        write_text_atomic(tmp / CONFIG, json.dumps(config, indent=2) + "\n")
+        write_text_atomic(tmp / CARD, card)
+        _replace_dir(tmp, dest)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise DiskFullError(f"no space left writing {dest}: free space or set SSL_ZOO_HOME to a bigger disk") from None
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def _write_weights(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    from safetensors.torch import load_file, save_file
+
+    save_file(tensors, str(path), metadata=metadata)
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+    reloaded = load_file(str(path))
+    differing = [k for k, v in tensors.items() if k not in reloaded or not torch.equal(reloaded[k], v)]
+    if differing or len(reloaded) != len(tensors):
+        raise ModelFolderError(f"{path}: {len(differing)} tensors did not read back identical; disk or memory fault?")
+
+
+def _replace_dir(tmp: Path, dest: Path) -> None:
+    # A directory cannot be renamed over a non-empty one: move the old folder aside first.
+    old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:8]}"
+    if dest.exists():
+        os.replace(dest, old)
+    os.replace(tmp, dest)
+    fsync_dir(dest.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def is_complete(folder: Path) -> bool:
+    """Whether ``folder`` holds every file of a model folder."""
+    return all((folder / name).is_file() for name in REQUIRED)
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """The parsed ``config.json`` of a model folder.
+
+    Raises:
+        ModelFolderError: If the folder is incomplete or the JSON is unreadable.
+    """
+    if not is_complete(folder):
+        missing = [n for n in REQUIRED if not (folder / n).is_file()]
+        raise ModelFolderError(f"{folder} is not a model folder (missing {missing}): pull or convert it again")
+    try:
+        return json.loads((folder / CONFIG).read_text())
+    except ValueError as exc:
+        raise ModelFolderError(f"{folder / CONFIG} is not valid JSON ({exc}): pull it again with --force") from None
+
+
+def read_weights(folder: Path) -> dict[str, torch.Tensor]:
+    """The tensors of ``model.safetensors`` (memory-mapped, on CPU)."""
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / WEIGHTS))
+
+
+def verify_folder(folder: Path) -> str:
+    """Re-hash ``model.safetensors`` and compare with the digest recorded in ``config.json``.
+
+    Returns:
+        The digest.
+
+    Raises:
+        ModelFolderError: On a missing file or a digest mismatch.
+    """
+    recorded = read_config(folder).get("ssl_zoo", {}).get("weights_sha256")
+    digest = sha256_file(folder / WEIGHTS)
+    if recorded != digest:
+        raise ModelFolderError(
+            f"{folder / WEIGHTS}: sha256 {digest[:16]}... differs from config.json's {str(recorded)[:16]}...; "
+            "the file was modified or damaged: run `ssl-zoo pull NAME --force`"
+        )
+    return digest

@@ -1,0 +1,109 @@
+"""The user path: a name or a model folder in, a ready ``torch.nn.Module`` or state dict out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .architectures import ARCHS, add_head, build_backbone, get_arch, to_features_only
+from .errors import ModelFolderError
+from .folder import read_config, read_weights
+from .pulling import pull
+
+LOCAL_PREFIX = "local-dir:"
+
+
+def resolve_folder(name_or_path: str | Path, *, progress: bool = True) -> Path:
+    """The model folder for a registry name (pulled if needed), a ``local-dir:`` path or a folder path."""
+    text = str(name_or_path)
+    if text.startswith(LOCAL_PREFIX):
+        return Path(text[len(LOCAL_PREFIX):]).expanduser()
+    if isinstance(name_or_path, Path) or "/" in text or Path(text).is_dir():
+        return Path(text).expanduser()
+    return pull(text, progress=progress)
+
+
+def folder_arch(config: dict, folder: Path) -> str:
+    """The ssl_zoo architecture name of a model folder, from its ``config.json``."""
+    timm_name = config.get("architecture")
+    for spec in ARCHS.values():
+        if spec.timm_name == timm_name:
+            return spec.name
+    raise ModelFolderError(f"{folder}: architecture {timm_name!r} is not one ssl_zoo builds; load it with timm")
+
+
+def load_state_dict(name_or_path: str | Path, *, progress: bool = True) -> dict[str, torch.Tensor]:
+    """The converted backbone tensors, under torchvision/timm key names.
+
+    Args:
+        name_or_path: A registry name (``"moco-v2"``), ``"local-dir:PATH"`` or a model folder path.
+        progress: Show download progress when the entry has to be pulled.
+
+    Returns:
+        ``{key: tensor}`` on CPU; float32, with ``num_batches_tracked`` as int64.
+
+    Raises:
+        UnknownModelError, DownloadError, ConversionError, ModelFolderError.
+
+    Example:
+        >>> sd = load_state_dict("moco-v2")
+        >>> sd["conv1.weight"].shape
+        torch.Size([64, 3, 7, 7])
+    """
+    folder = resolve_folder(name_or_path, progress=progress)
+    read_config(folder)  # a clear error for an incomplete folder
+    return read_weights(folder)
+
+
+def load(
+    name_or_path: str | Path,
+    *,
+    num_classes: int = 0,
+    in_chans: int = 3,
+    features_only: bool = False,
+    progress: bool = True,
+) -> nn.Module:
+    """A pre-trained model in eval mode, pulled and converted on first use.
+
+    Args:
+        name_or_path: A registry name (``"moco-v2"``), ``"local-dir:PATH"`` or a model folder path.
+        num_classes: 0 returns the backbone whose forward gives pooled features ``(N, num_features)``;
+            otherwise a new, randomly initialised linear head with this many outputs is added.
+        in_chans: Input channels; for 1 (grayscale X-rays) the stem convolution is summed over RGB as timm does.
+        features_only: Return a model whose forward gives the feature map of each stage (dense tasks).
+        progress: Show download progress when the entry has to be pulled.
+
+    Returns:
+        A timm ``nn.Module`` (or timm ``FeatureListNet`` with ``features_only``) in eval mode.
+
+    Raises:
+        UnknownModelError, DownloadError, ConversionError, ModelFolderError.
+
+    Example:
+        >>> model = load("moco-v2")
+        >>> model(torch.randn(2, 3, 224, 224)).shape
+        torch.Size([2, 2048])
+    """
+    folder = resolve_folder(name_or_path, progress=progress)
+    config = read_config(folder)
+    arch = folder_arch(config, folder)
+    weights = read_weights(folder)
+    if in_chans != 3:
+        weights = adapt_stem(weights, arch, in_chans)
+    model = build_backbone(arch, in_chans=in_chans)
+    model.load_state_dict(weights, strict=True, assign=True)
+    model.pretrained_cfg = {**config.get("pretrained_cfg", {}), "input_size": [in_chans, *config["pretrained_cfg"]["input_size"][1:]]}
+    if num_classes:
+        add_head(model, num_classes)
+    model.eval()
+    return to_features_only(model, arch) if features_only else model
+
+
+def adapt_stem(weights: dict[str, torch.Tensor], arch: str, in_chans: int) -> dict[str, torch.Tensor]:
+    """Adapt the RGB stem convolution to ``in_chans`` input channels with timm's rule."""
+    from timm.models import adapt_input_conv
+
+    key = get_arch(arch).first_conv + ".weight"
+    return {**weights, key: adapt_input_conv(in_chans, weights[key])}

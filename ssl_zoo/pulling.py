@@ -1,0 +1,110 @@
+"""Download and convert registry entries: one at a time under a lock, or many in parallel."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from . import cache
+from .errors import SslZooError
+from .folder import is_complete
+from .registry import get_entry
+from .sources import ensure_source, import_file
+
+
+@dataclass(frozen=True)
+class PullResult:
+    """The outcome of pulling one entry."""
+
+    name: str
+    status: str  # "converted", "cached" or "failed"
+    folder: Path | None
+    seconds: float
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+
+def _entry_lock(name: str):
+    from filelock import FileLock
+
+    path = cache.entry_lock_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path))
+
+
+def pull(name: str, *, force: bool = False, require_hashes: bool = False, progress: bool = True) -> Path:
+    """Make sure the model folder of ``name`` exists: download (or reuse) its files and convert them.
+
+    Args:
+        name: A registry name.
+        force: Convert again even if the folder exists.
+        require_hashes: Refuse upstream files without a pinned or recorded sha256.
+        progress: Show download progress on stderr.
+
+    Returns:
+        The model folder ``$SSL_ZOO_HOME/models/<name>``.
+
+    Raises:
+        UnknownModelError, DownloadError, OfflineError, ChecksumError, NotACheckpointError, ConversionError.
+
+    Example:
+        >>> folder = pull("moco-v2")
+    """
+    entry = get_entry(name)
+    folder = cache.model_dir(entry.name)
+    with _entry_lock(entry.name):  # a second process waits, then finds the folder complete
+        if is_complete(folder) and not force:
+            return folder
+        files = [ensure_source(entry, s, require_hashes=require_hashes, progress=progress) for s in entry.sources]
+        from .convert import convert_checkpoint
+
+        return convert_checkpoint(entry, files[0][0], files[0][1])
+
+
+def convert_file(name: str, path: Path) -> Path:
+    """Convert a checkpoint the user already downloaded (it is checked and copied into the cache first).
+
+    Raises:
+        FileNotFoundError, ChecksumError, NotACheckpointError, ConversionError.
+    """
+    entry = get_entry(name)
+    with _entry_lock(entry.name):
+        cached, digest = import_file(entry, entry.checkpoint, Path(path).expanduser())
+        from .convert import convert_checkpoint
+
+        return convert_checkpoint(entry, cached, digest)
+
+
+def _pull_one(name: str, **options: bool) -> PullResult:
+    start = time.perf_counter()
+    was_there = is_complete(cache.model_dir(name)) and not options.get("force")
+    try:
+        folder = pull(name, **options)
+    except SslZooError as exc:
+        return PullResult(name, "failed", None, time.perf_counter() - start, str(exc))
+    except OSError as exc:
+        return PullResult(name, "failed", None, time.perf_counter() - start, f"{type(exc).__name__}: {exc}")
+    status = "cached" if was_there else "converted"
+    return PullResult(name, status, folder, time.perf_counter() - start)
+
+
+def pull_many(names: Iterable[str], *, jobs: int = 4, **options: bool) -> list[PullResult]:
+    """Pull several entries in parallel; a failure of one does not stop the others.
+
+    Args:
+        names: Registry names (validated before anything starts).
+        jobs: How many entries to work on at once.
+        **options: ``force``, ``require_hashes``, ``progress`` as for ``pull``.
+
+    Returns:
+        One result per name, in the given order.
+    """
+    names = [get_entry(n).name for n in names]
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(lambda n: _pull_one(n, **options), names))

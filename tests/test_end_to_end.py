@@ -1,0 +1,96 @@
+"""Every registry entry: pulled from the loopback mirror, converted, loaded by ssl_zoo and by timm ``local-dir:``,
+and compared tensor by tensor with what its fixture put in."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import ssl_zoo
+from ssl_zoo import cache
+from ssl_zoo.architectures import get_arch
+from ssl_zoo.registry import get_entry
+
+from .conftest import ALL_NAMES
+from .fixtures import VARIANTS, build
+
+
+def assert_same_tensors(actual: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
+    assert set(actual) == set(expected)
+    different = [k for k in expected if not torch.equal(actual[k].to(expected[k].dtype), expected[k])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_pull_convert_load(name: str, mirror, fixtures) -> None:
+    expected = fixtures[name].expected
+    folder = ssl_zoo.pull(name)
+
+    assert folder == cache.model_dir(name)
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert_same_tensors(ssl_zoo.load_state_dict(name), expected)
+
+    model = ssl_zoo.load(name)
+    assert not model.training
+    assert_same_tensors(model.state_dict(), expected)
+    spec = get_arch(get_entry(name).arch)
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 64, 64)).shape == (2, spec.num_features)
+
+    import timm  # the folder is also a timm `local-dir:` model, with the same tensors
+
+    assert_same_tensors(timm.create_model(f"local-dir:{folder}", pretrained=True).state_dict(), expected)
+
+
+def test_model_folder_contract(mirror) -> None:
+    from safetensors import safe_open
+
+    folder = ssl_zoo.pull("swav")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["architecture"] == "resnet50" and config["num_classes"] == 0
+    assert config["pretrained_cfg"]["std"] == [0.228, 0.224, 0.225]  # SwAV's own red std
+    assert config["ssl_zoo"]["converter_family"] == "swav"
+    with safe_open(folder / "model.safetensors", framework="pt") as fh:
+        meta = fh.metadata()
+    assert meta["format"] == "pt" and meta["name"] == "swav"
+    assert meta["source_sha256"] == config["ssl_zoo"]["source_sha256"]
+    card = (folder / "README.md").read_text()
+    assert card.startswith("---\nlicense: cc-by-nc-4.0\nlibrary_name: timm\n")
+    assert "Non-commercial" in card and config["ssl_zoo"]["weights_sha256"] in card
+
+
+def test_new_head_and_grayscale_stem(mirror, fixtures) -> None:
+    model = ssl_zoo.load("moco-v2", num_classes=14, in_chans=1)
+    expected_stem = fixtures["moco-v2"].expected["conv1.weight"].sum(dim=1, keepdim=True)
+    torch.testing.assert_close(model.conv1.weight.detach(), expected_stem)
+    assert model(torch.randn(2, 1, 64, 64)).shape == (2, 14)
+    assert model.pretrained_cfg["input_size"][0] == 1
+
+
+def test_features_only_gives_stage_maps(mirror) -> None:
+    model = ssl_zoo.load("supervised-d121", features_only=True)
+    shapes = [tuple(t.shape[1:2]) for t in model(torch.randn(1, 3, 64, 64))]
+    assert shapes == [(64,), (256,), (512,), (1024,), (1024,)]
+
+
+def test_loading_a_local_folder_needs_no_registry(mirror, tmp_path: Path) -> None:
+    folder = ssl_zoo.pull("barlow-twins")
+    copy = tmp_path / "my-model"
+    copy.mkdir()
+    for f in folder.iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    a, b = ssl_zoo.load_state_dict(folder), ssl_zoo.load_state_dict(f"local-dir:{copy}")
+    assert_same_tensors(a, b)
+
+
+OTHER_VARIANTS = [(n, v) for n, vs in VARIANTS.items() for v in vs if v != "default"]
+
+
+@pytest.mark.parametrize(("name", "variant"), OTHER_VARIANTS)
+def test_every_known_layout_variant_converts(name: str, variant: str, tmp_path: Path) -> None:
+    fixture = build(name, tmp_path, variant)
+    folder = ssl_zoo.convert_file(name, fixture.path)
+    assert_same_tensors(ssl_zoo.load_state_dict(folder), fixture.expected)
