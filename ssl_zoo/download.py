@@ -20,16 +20,17 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from filelock import FileLock
 from tqdm import tqdm
 
 from ssl_zoo import cache
+from ssl_zoo.atomic import fsync_dir
 from ssl_zoo.errors import ChecksumError, DiskFullError, DownloadError, NotACheckpointError
+from ssl_zoo.webpages import confirm_url, looks_like_html
 
 CHUNK = 1 << 16
 RETRY_BASE_DELAY = 0.5  # seconds before the first retry; doubled for each further one
@@ -188,7 +189,7 @@ def _fetch_one(url: str, job: _Job) -> str:
     try:
         return _download(url, job)
     except _HtmlPageError as page:
-        confirmed = _confirm_url(*page.args)
+        confirmed = confirm_url(*page.args)
     if confirmed is None:
         raise _not_a_file(url)
     try:
@@ -306,59 +307,11 @@ def _chunks(response: BinaryIO) -> Iterator[bytes]:
 
 def _reject_html(response: http.client.HTTPResponse, first: bytes, rest: Iterator[bytes], partial: Path) -> None:
     """Raise ``_HtmlPageError`` (leaving no partial file) if the answer is a web page rather than the file."""
-    if response.headers.get_content_type() != "text/html" and not _looks_like_html(first):
+    if response.headers.get_content_type() != "text/html" and not looks_like_html(first):
         return
     page = first + b"".join(itertools.islice(rest, MAX_PAGE // CHUNK))
     partial.unlink(missing_ok=True)
     raise _HtmlPageError(page.decode("utf-8", "replace"), response.geturl())
-
-
-def _looks_like_html(head: bytes) -> bool:
-    start = head[:256].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    return start.startswith((b"<!doctype html", b"<html"))
-
-
-class _ConfirmParser(HTMLParser):
-    """Collects a Google Drive download form (action + inputs) and any ``confirm=`` link."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.action: str | None = None
-        self.inputs: list[tuple[str, str]] = []
-        self.link: str | None = None
-        self._in_form = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attr = {name: value or "" for name, value in attrs}
-        if tag == "form" and attr.get("id") == "download-form" and attr.get("action"):
-            self.action, self._in_form = attr["action"], True
-        elif tag == "input" and self._in_form and attr.get("type") == "hidden" and attr.get("name"):
-            self.inputs.append((attr["name"], attr.get("value", "")))
-        elif tag == "a" and "confirm=" in attr.get("href", "") and self.link is None:
-            self.link = attr["href"]  # HTMLParser has already turned &amp; into &
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "form":
-            self._in_form = False
-
-
-def _confirm_url(page: str, page_url: str) -> str | None:
-    """The real download URL behind a Google Drive "can't scan for viruses" page, or None.
-
-    Args:
-        page: the HTML text.
-        page_url: the URL the page came from, to resolve a relative form action or link.
-
-    Returns:
-        ``action?name=value&...`` of the ``download-form``'s hidden inputs, or the ``href`` of a link carrying
-        ``confirm=``, resolved against ``page_url``; None when the page has neither.
-    """
-    parser = _ConfirmParser()
-    parser.feed(page)
-    if parser.action is not None:
-        separator = "&" if "?" in parser.action else "?"
-        return urljoin(page_url, parser.action + separator + urlencode(parser.inputs))
-    return None if parser.link is None else urljoin(page_url, parser.link)
 
 
 def _copy_local(url: str, job: _Job) -> str:
@@ -407,21 +360,11 @@ def _finish(partial: Path, digest: str, url: str, job: _Job) -> str:
         partial.unlink(missing_ok=True)
         raise ChecksumError(
             f"sha256 mismatch for {url}: expected {job.expected}, got {digest}; "
-            "the file changed upstream or is corrupt; delete nothing, report it, or pass a different mirror"
+            "the file is corrupt or changed upstream: pull again, try another mirror, or report it"
         )
     os.replace(partial, job.dest)
-    _fsync_dir(job.dest.parent)
+    fsync_dir(job.dest.parent)
     return digest
-
-
-def _fsync_dir(folder: Path) -> None:
-    if os.name == "nt":  # directories cannot be opened for fsync on Windows
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _partial_path(dest: Path) -> Path:

@@ -13,13 +13,14 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from .errors import DiskFullError, ModelFolderError
 from .atomic import fsync_dir, write_text_atomic
 from .hashes import sha256_file
+
+if TYPE_CHECKING:  # torch is imported where tensors are handled, so `ssl-zoo list` can use this module
+    import torch
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -66,6 +67,7 @@ def write_folder(
 
 
 def _write_weights(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    import torch
     from safetensors.torch import load_file, save_file
 
     save_file(tensors, str(path), metadata=metadata)

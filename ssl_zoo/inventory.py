@@ -14,11 +14,10 @@ from typing import Any, Iterable
 from . import cache
 from .atomic import copy_atomic
 from .errors import ChecksumError, ModelFolderError
+from .folder import REQUIRED, is_complete, verify_folder
 from .hashes import check_digest, recorded_digest, sha256_file
 from .registry import Entry, Source, get_entry, list_models
 
-# Same names as folder.REQUIRED (a test keeps them equal): folder.py imports torch, which `ssl-zoo list` must not.
-MODEL_FILES = ("model.safetensors", "config.json", "README.md")
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,7 @@ def entry_state(name: str) -> EntryState:
     entry = get_entry(name)
     files = tuple(_cached_file(entry.name, s.filename) for s in entry.sources)
     folder = cache.model_dir(entry.name)
-    complete = all((folder / f).is_file() for f in MODEL_FILES)
+    complete = is_complete(folder)
     return EntryState(entry.name, tuple(f for f in files if f), folder, complete, entry.status == "user-supplied")
 
 
@@ -211,11 +210,9 @@ def _verify_file(name: str, source: Source, path: Path) -> VerifyResult:
 
 
 def _verify_folder(name: str, folder: Path) -> VerifyResult:
-    missing = [f for f in MODEL_FILES if not (folder / f).is_file()]
+    missing = [f for f in REQUIRED if not (folder / f).is_file()]
     if missing:
         return VerifyResult(name, folder, "missing", f"missing {', '.join(missing)}: run `ssl-zoo pull {name} --force`")
-    from .folder import verify_folder  # imports torch
-
     try:
         digest = verify_folder(folder)
     except ModelFolderError as exc:

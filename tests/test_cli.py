@@ -153,12 +153,6 @@ def test_python_dash_m(tmp_path: Path) -> None:
     assert proc.returncode == 0 and proc.stdout.strip() == f"ssl-zoo {__version__}"
 
 
-def test_model_files_match_folder_module() -> None:
-    from ssl_zoo.folder import REQUIRED
-
-    assert inventory.MODEL_FILES == REQUIRED
-
-
 # ---- info -------------------------------------------------------------------------------------------------
 
 def test_info_text(capsys: pytest.CaptureFixture) -> None:

@@ -17,6 +17,7 @@ import pytest
 from filelock import FileLock
 
 from ssl_zoo import download
+from ssl_zoo.webpages import confirm_url
 from ssl_zoo.download import fetch, normalize_url, show_progress
 from ssl_zoo.errors import ChecksumError, DiskFullError, DownloadError, NotACheckpointError
 from tests.loopback import LoopbackServer
@@ -304,7 +305,7 @@ def test_corrupt_byte_is_a_checksum_error_and_keeps_nothing(server, blob, dest, 
     corrupt = bytearray(data)
     corrupt[12_345] ^= 0xFF
     assert expected in message and hashlib.sha256(corrupt).hexdigest() in message and url in message
-    assert "different mirror" in message
+    assert "another mirror" in message
     assert_nothing_kept(dest)
 
 
@@ -366,8 +367,8 @@ def test_google_drive_confirmation_leading_to_another_page_stops(server, blob, d
 
 def test_confirm_url_parses_form_inputs():
     page = '<html><form id="download-form" action="/download?a=1"><input type="hidden" name="id" value="X Y"></form>'
-    assert download._confirm_url(page, "https://host/uc?id=X") == "https://host/download?a=1&id=X+Y"
-    assert download._confirm_url("<html><a href='/other'>x</a></html>", "https://host/uc") is None
+    assert confirm_url(page, "https://host/uc?id=X") == "https://host/download?a=1&id=X+Y"
+    assert confirm_url("<html><a href='/other'>x</a></html>", "https://host/uc") is None
 
 
 # --- local failures --------------------------------------------------------------------------------------

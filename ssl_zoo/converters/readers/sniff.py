@@ -12,6 +12,8 @@ import zipfile
 from pathlib import Path
 from typing import Final
 
+from ...webpages import looks_like_html
+
 __all__ = ["KINDS", "TORCH_MAGIC_NUMBER", "head_bytes", "is_torchscript_zip", "sniff", "zip_is_intact"]
 
 KINDS: Final = ("torch-zip", "torch-legacy", "torch-tar", "zip", "html", "pickle", "empty", "unknown")
@@ -22,8 +24,6 @@ TORCH_MAGIC_NUMBER: Final = 0x1950A86A20F9469CFC6C
 
 _HEAD_SIZE: Final = 512  # enough for the magic pickle and for an HTML preamble after some whitespace
 _ZIP_MAGICS: Final = (b"PK\x03\x04", b"PK\x05\x06")
-_HTML_STARTS: Final = (b"<!doctype html", b"<html")
-_UTF8_BOM: Final = b"\xef\xbb\xbf"
 _PICKLE_PROTOCOLS: Final = range(2, 6)
 
 
@@ -56,7 +56,7 @@ def sniff(path: Path | str) -> str:
         return "torch-legacy"
     if len(head) > 1 and head[0] == 0x80 and head[1] in _PICKLE_PROTOCOLS:
         return "pickle"
-    if _looks_like_html(head):
+    if looks_like_html(head):
         return "html"
     return "torch-tar" if _is_tar(path) else "unknown"
 
@@ -134,11 +134,6 @@ def _starts_with_torch_magic(head: bytes) -> bool:
         return any(op.name == "LONG1" and arg == TORCH_MAGIC_NUMBER for op, arg, _ in pickletools.genops(head))
     except Exception:  # arbitrary bytes can trip any opcode decoder; none of them has side effects
         return False
-
-
-def _looks_like_html(head: bytes) -> bool:
-    text = head.removeprefix(_UTF8_BOM).lstrip().lower()
-    return text.startswith(_HTML_STARTS)
 
 
 def _is_tar(path: Path) -> bool:

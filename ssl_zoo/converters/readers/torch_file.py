@@ -129,7 +129,7 @@ def _torch_load(path: Path, is_zip: bool) -> Any:
 
 
 def _reason(err: BaseException) -> str:
-    # torch wraps the real cause in a long paragraph (which also suggests weights_only=False, never
+    # torch wraps the real cause in a long paragraph (which also suggests turning weights_only off, never
     # an option here); keep the cause only, on one line
     text = str(err)
     marker = "WeightsUnpickler error:"
