@@ -15,6 +15,7 @@ import itertools
 import os
 import re
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -36,6 +37,9 @@ CHUNK = 1 << 16
 RETRY_BASE_DELAY = 0.5  # seconds before the first retry; doubled for each further one
 MAX_PAGE = 1 << 20  # bytes of an HTML page read to look for a download confirmation
 _HEX = re.compile(r"[0-9a-f]+")
+# Set by `stop_all` when the user presses Ctrl-C during a parallel pull: worker threads cannot receive
+# KeyboardInterrupt themselves, so each checks this between chunks and stops, keeping its partial file.
+_STOP = threading.Event()
 _ADVICE = f"check the network or set {cache.MIRROR_ENV} / use `ssl-zoo convert NAME --from-file FILE`"
 
 
@@ -96,6 +100,16 @@ def fetch(
         if job.dest.exists():  # another process may have finished it while we waited
             return _verify_existing(job)
         return _fetch_first(urls, job)
+
+
+def stop_all() -> None:
+    """Make every download running in this process stop at its next chunk, keeping its partial file."""
+    _STOP.set()
+
+
+def allow_downloads() -> None:
+    """Undo ``stop_all`` (called when a new batch of pulls starts)."""
+    _STOP.clear()
 
 
 def normalize_url(url: str) -> str:
@@ -333,6 +347,8 @@ def _store(chunks: Iterator[bytes], partial: Path, offset: int, hasher: hashlib.
     try:
         with open(partial, "ab" if offset else "wb") as out:
             for chunk in chunks:
+                if _STOP.is_set():
+                    raise KeyboardInterrupt
                 _write_chunk(out, chunk)
                 hasher.update(chunk)
                 bar.update(len(chunk))

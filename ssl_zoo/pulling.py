@@ -105,6 +105,15 @@ def pull_many(names: Iterable[str], *, jobs: int = 4, **options: bool) -> list[P
     Returns:
         One result per name, in the given order.
     """
+    from .download import allow_downloads, stop_all
+
     names = [get_entry(n).name for n in names]
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    allow_downloads()
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    try:
         return list(pool.map(lambda n: _pull_one(n, **options), names))
+    except KeyboardInterrupt:
+        stop_all()  # the workers end at their next chunk; their partial files resume next time
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -424,6 +424,23 @@ def test_keyboard_interrupt_keeps_a_resumable_partial(server, blob, dest, monkey
     assert dest.read_bytes() == data
 
 
+def test_stop_all_ends_downloads_in_other_threads_resumably(server, blob, dest, monkeypatch):
+    rel, data, digest = blob
+    write_chunk = download._write_chunk
+
+    def stop_after_first_chunk(out, chunk):
+        write_chunk(out, chunk)
+        download.stop_all()  # what a Ctrl-C in the main thread of a parallel pull does
+
+    monkeypatch.setattr(download, "_write_chunk", stop_after_first_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        fetch([f"{server.url}/{rel}"], dest, sha256=digest)
+    assert 0 < partial_of(dest).stat().st_size < SIZE and not dest.exists()
+    monkeypatch.setattr(download, "_write_chunk", write_chunk)
+    download.allow_downloads()
+    assert fetch([f"{server.url}/{rel}"], dest, sha256=digest) == digest and dest.read_bytes() == data
+
+
 # --- processes -------------------------------------------------------------------------------------------
 
 CHILD = """
