@@ -67,16 +67,37 @@ def write_folder(
 
 
 def _write_weights(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    import torch
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
 
     save_file(tensors, str(path), metadata=metadata)
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
-    reloaded = load_file(str(path))
-    differing = [k for k, v in tensors.items() if k not in reloaded or not torch.equal(reloaded[k], v)]
-    if differing or len(reloaded) != len(tensors):
-        raise ModelFolderError(f"{path}: {len(differing)} tensors did not read back identical; disk or memory fault?")
+    differing = _differing_tensors(path, tensors)
+    if differing:
+        raise ModelFolderError(f"{path}: {len(differing)} tensors did not read back identical "
+                               f"(e.g. {differing[0]}); disk or memory fault? convert again")
+
+
+def _differing_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> list[str]:
+    """Keys whose stored bytes differ from ``tensors``, reading one tensor at a time.
+
+    Plain reads rather than a memory map keep the extra memory to the largest tensor instead of a second copy
+    of the whole model. Layout (safetensors spec): 8-byte little-endian header size, JSON header, data.
+    """
+    import torch
+
+    with open(path, "rb") as fh:
+        header_size = int.from_bytes(fh.read(8), "little")
+        header = json.loads(fh.read(header_size))
+        header.pop("__metadata__", None)
+        differing = sorted(set(tensors) ^ set(header))
+        for key in sorted(set(tensors) & set(header)):
+            start, end = header[key]["data_offsets"]
+            fh.seek(8 + header_size + start)
+            stored = torch.frombuffer(bytearray(fh.read(end - start)), dtype=torch.uint8)
+            if not torch.equal(stored, tensors[key].reshape(-1).view(torch.uint8)):
+                differing.append(key)
+    return differing
 
 
 def _replace_dir(tmp: Path, dest: Path) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -11,8 +14,13 @@ from typing import Iterable
 from . import cache
 from .errors import SslZooError
 from .folder import is_complete
-from .registry import get_entry
+from .registry import Entry, get_entry
 from .sources import ensure_source, import_file
+
+
+# Downloads run in parallel, conversions one at a time: each holds a checkpoint and its output in memory,
+# and torch already uses every core for one.
+_CONVERTING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -62,9 +70,7 @@ def pull(name: str, *, force: bool = False, require_hashes: bool = False, progre
         if is_complete(folder) and not force:
             return folder
         files = [ensure_source(entry, s, require_hashes=require_hashes, progress=progress) for s in entry.sources]
-        from .convert import convert_checkpoint
-
-        return convert_checkpoint(entry, files[0][0], files[0][1])
+        return _convert(entry, *files[0])
 
 
 def convert_file(name: str, path: Path) -> Path:
@@ -76,9 +82,30 @@ def convert_file(name: str, path: Path) -> Path:
     entry = get_entry(name)
     with _entry_lock(entry.name):
         cached, digest = import_file(entry, entry.checkpoint, Path(path).expanduser())
-        from .convert import convert_checkpoint
+        return _convert(entry, cached, digest)
 
-        return convert_checkpoint(entry, cached, digest)
+
+def _convert(entry: Entry, path: Path, digest: str) -> Path:
+    from .convert import convert_checkpoint
+
+    with _CONVERTING:
+        try:
+            return convert_checkpoint(entry, path, digest)
+        finally:
+            _release_free_memory()
+
+
+def _release_free_memory() -> None:
+    """Hand freed heap memory back to the OS (glibc keeps it, so pulling many entries would keep growing).
+
+    Legacy checkpoints are unpickled into malloc'd storages; without this, each converted entry leaves its
+    size behind in the allocator's free lists.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to trim
+            pass
 
 
 def _pull_one(name: str, **options: bool) -> PullResult:
