@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -152,8 +153,6 @@ def run_child(base_url: str, names: list[str], mode: str, arg: str, scratch: Pat
 
 
 def _empty(folder: Path) -> None:
-    import shutil
-
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
 

@@ -66,6 +66,8 @@ def pull(name: str, *, force: bool = False, require_hashes: bool = False, progre
     """
     entry = get_entry(name)
     folder = cache.model_dir(entry.name)
+    if is_complete(folder) and not force:  # the warm path of every `load`: no lock needed
+        return folder
     with _entry_lock(entry.name):  # a second process waits, then finds the folder complete
         if is_complete(folder) and not force:
             return folder
