@@ -44,9 +44,15 @@ def pretrained_cfg(entry: Entry, spec: ArchSpec) -> dict[str, Any]:
         "license": entry.license.lower(),
         "origin_url": entry.code_url,
         "paper_name": entry.paper,
-        "paper_ids": entry.paper_url,
+        "paper_ids": _paper_id(entry.paper_url),
         "description": f"{entry.method} ({entry.pretraining_data}) converted by ssl_zoo from {entry.checkpoint.url}",
     }
+
+
+def _paper_id(url: str) -> str:
+    """timm's form of a paper reference: ``arXiv:2003.04297`` for an arXiv link, else the URL."""
+    marker = "arxiv.org/abs/"
+    return "arXiv:" + url.split(marker, 1)[1] if marker in url else url
 
 
 def config_dict(entry: Entry, spec: ArchSpec, prov: Provenance, weights_sha256: str) -> dict[str, Any]:
@@ -88,7 +94,7 @@ def model_card(entry: Entry, spec: ArchSpec, prov: Provenance, weights_sha256: s
     """The README.md of a model folder: a Hub model card with provenance and three ways to load it."""
     nc = ("\n**Non-commercial licence:** these weights may only be used for non-commercial purposes "
           f"({entry.license}).\n" if entry.non_commercial else "")
-    dropped = ", ".join(f"{n} keys {why}" for why, n in prov.dropped.items()) or "nothing"
+    dropped = "; ".join(f"{n} keys {why}" for why, n in prov.dropped.items()) or "nothing"
     rules = "\n".join(f"  - {r}" for r in prov.rules) or "  - none (already torchvision names)"
     pre = entry.preprocessing
     return f"""{_yaml_header(entry)}

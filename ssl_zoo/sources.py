@@ -80,7 +80,7 @@ def import_file(entry: Entry, source: Source, user_file: Path) -> tuple[Path, st
         ChecksumError: If it differs from the pinned or recorded sha256.
     """
     if not user_file.is_file():
-        raise FileNotFoundError(f"{user_file} does not exist: give the path of the downloaded checkpoint")
+        raise FileNotFoundError(f"{user_file} is not a file: give the path of the downloaded checkpoint")
     digest = sha256_file(user_file)
     check_digest(digest, source, recorded_digest(entry.name, source.filename), f"{user_file}")
     dest = cache.download_path(entry.name, source.filename)

@@ -256,7 +256,7 @@ def test_pull_unknown_name(capsys: pytest.CaptureFixture) -> None:
 def test_convert_missing_file(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
     code, out, err = run(capsys, "convert", UNPINNED, "--from-file", str(tmp_path / "nope.pth.tar"))
     assert (code, out) == (1, "")
-    assert_one_line_error(err, "nope.pth.tar does not exist")
+    assert_one_line_error(err, "nope.pth.tar is not a file")
 
 
 def test_convert_refuses_a_file_that_breaks_the_pin(capsys: pytest.CaptureFixture, tmp_path: Path,

@@ -93,7 +93,7 @@ class DropPrefixes:
 
     def apply(self, tensors: Tensors, classifier: str, report: Report) -> Tensors:
         kept = {k: v for k, v in tensors.items() if not k.startswith(self.prefixes)}
-        report.drop(f"heads {list(self.prefixes)}", len(tensors) - len(kept))
+        report.drop(f"under {', '.join(self.prefixes)}", len(tensors) - len(kept))
         return kept
 
     def describe(self) -> str:
