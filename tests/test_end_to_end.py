@@ -94,3 +94,21 @@ def test_every_known_layout_variant_converts(name: str, variant: str, tmp_path: 
     fixture = build(name, tmp_path, variant)
     folder = ssl_zoo.convert_file(name, fixture.path)
     assert_same_tensors(ssl_zoo.load_state_dict(folder), fixture.expected)
+
+
+def test_timm_alone_loads_a_folder_without_ssl_zoo(mirror) -> None:
+    import subprocess
+    import sys
+
+    folder = ssl_zoo.pull("pcl-v2")
+    code = (
+        "import sys, timm, torch, safetensors.torch as st\n"
+        f"folder = {str(folder)!r}\n"
+        "model = timm.create_model('local-dir:' + folder, pretrained=True)\n"
+        "stored = st.load_file(folder + '/model.safetensors')\n"
+        "assert all(torch.equal(model.state_dict()[k], v) for k, v in stored.items())\n"
+        "assert len(stored) == len(model.state_dict())\n"
+        "print('ssl_zoo' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")
+    assert out.stdout.strip() == "False"
