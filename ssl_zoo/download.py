@@ -31,6 +31,7 @@ from tqdm import tqdm
 from ssl_zoo import cache
 from ssl_zoo.atomic import fsync_dir
 from ssl_zoo.errors import ChecksumError, DiskFullError, DownloadError, NotACheckpointError
+from ssl_zoo.hashes import hash_file, sha256_file
 from ssl_zoo.webpages import confirm_url, looks_like_html
 
 CHUNK = 1 << 16
@@ -158,7 +159,7 @@ def _expected_digest(sha256: str | None, prefix: str | None) -> str | None:
 
 def _verify_existing(job: _Job) -> str:
     """The digest of an already present ``dest``, which must match the expected one."""
-    digest = _hash_file(job.dest)[1].hexdigest()
+    digest = sha256_file(job.dest)
     if job.expected and not digest.startswith(job.expected):
         raise ChecksumError(
             f"{job.dest} has sha256 {digest}, expected {job.expected}: "
@@ -234,7 +235,7 @@ def _download(url: str, job: _Job) -> str:
 def _attempt(url: str, job: _Job) -> str:
     """One request, resuming from ``<dest>.partial`` when it exists; returns the finished file's digest."""
     partial = _partial_path(job.dest)
-    offset, hasher = _hash_file(partial) if partial.exists() else (0, hashlib.sha256())
+    offset, hasher = hash_file(partial) if partial.exists() else (0, hashlib.sha256())
     try:
         response = urllib.request.urlopen(_request(url, offset), timeout=job.timeout)
     except urllib.error.HTTPError as exc:
@@ -385,16 +386,6 @@ def _finish(partial: Path, digest: str, url: str, job: _Job) -> str:
 
 def _partial_path(dest: Path) -> Path:
     return dest.with_name(dest.name + ".partial")
-
-
-def _hash_file(path: Path) -> tuple[int, hashlib._Hash]:
-    """Size and running sha256 of a file on disk."""
-    hasher, size = hashlib.sha256(), 0
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK), b""):
-            hasher.update(chunk)
-            size += len(chunk)
-    return size, hasher
 
 
 def _progress_bar(job: _Job, initial: int, total: int | None) -> tqdm:

@@ -110,9 +110,14 @@ def _replace_dir(tmp: Path, dest: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def missing_files(folder: Path) -> list[str]:
+    """The files of a model folder that ``folder`` lacks."""
+    return [name for name in REQUIRED if not (folder / name).is_file()]
+
+
 def is_complete(folder: Path) -> bool:
     """Whether ``folder`` holds every file of a model folder."""
-    return all((folder / name).is_file() for name in REQUIRED)
+    return not missing_files(folder)
 
 
 def read_config(folder: Path) -> dict[str, Any]:
@@ -121,8 +126,8 @@ def read_config(folder: Path) -> dict[str, Any]:
     Raises:
         ModelFolderError: If the folder is incomplete or the JSON is unreadable.
     """
-    if not is_complete(folder):
-        missing = [n for n in REQUIRED if not (folder / n).is_file()]
+    missing = missing_files(folder)
+    if missing:
         raise ModelFolderError(f"{folder} is not a model folder (missing {missing}): pull or convert it again")
     try:
         return json.loads((folder / CONFIG).read_text())

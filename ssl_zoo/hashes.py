@@ -19,13 +19,19 @@ from .registry import Source
 CHUNK = 1 << 20
 
 
-def sha256_file(path: Path) -> str:
-    """The hex sha256 of the file at ``path``, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
+def hash_file(path: Path) -> tuple[int, hashlib._Hash]:
+    """The size of the file at ``path`` and a running sha256 of its bytes (to resume hashing after them)."""
+    digest, size = hashlib.sha256(), 0
     with open(path, "rb") as fh:
         while chunk := fh.read(CHUNK):
             digest.update(chunk)
-    return digest.hexdigest()
+            size += len(chunk)
+    return size, digest
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of the file at ``path``."""
+    return hash_file(path)[1].hexdigest()
 
 
 def check_digest(digest: str, source: Source, recorded: str | None, what: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 from . import cache
 from .atomic import copy_atomic
 from .errors import ChecksumError, ModelFolderError
-from .folder import REQUIRED, is_complete, verify_folder
+from .folder import is_complete, missing_files, verify_folder
 from .hashes import check_digest, recorded_digest, sha256_file
 from .registry import Entry, Source, get_entry, list_models
 
@@ -210,7 +210,7 @@ def _verify_file(name: str, source: Source, path: Path) -> VerifyResult:
 
 
 def _verify_folder(name: str, folder: Path) -> VerifyResult:
-    missing = [f for f in REQUIRED if not (folder / f).is_file()]
+    missing = missing_files(folder)
     if missing:
         return VerifyResult(name, folder, "missing", f"missing {', '.join(missing)}: run `ssl-zoo pull {name} --force`")
     try:

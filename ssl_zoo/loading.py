@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .architectures import ARCHS, add_head, build_backbone, get_arch, to_features_only
+from .architectures import ARCHS, build_backbone, get_arch, to_features_only
 from .errors import ModelFolderError
 from .folder import read_config, read_weights
 from .pulling import pull
@@ -94,11 +94,23 @@ def load(
         weights = adapt_stem(weights, arch, in_chans)
     model = build_backbone(arch, in_chans=in_chans)
     model.load_state_dict(weights, strict=True, assign=True)
-    model.pretrained_cfg = {**config.get("pretrained_cfg", {}), "input_size": [in_chans, *config["pretrained_cfg"]["input_size"][1:]]}
+    model.pretrained_cfg = data_cfg_for(config["pretrained_cfg"], in_chans)
     if num_classes:
-        add_head(model, num_classes)
+        model.reset_classifier(num_classes)  # a fresh, randomly initialised head
     model.eval()
     return to_features_only(model, arch) if features_only else model
+
+
+def data_cfg_for(pretrained_cfg: dict, in_chans: int) -> dict:
+    """The folder's ``pretrained_cfg`` for ``in_chans`` inputs: mean/std averaged over RGB, as the stem is summed.
+
+    timm's ``resolve_data_config`` takes the channel count from ``input_size`` and needs one mean/std per channel.
+    """
+    if in_chans == 3:
+        return dict(pretrained_cfg)
+    mean, std = (sum(pretrained_cfg[k]) / len(pretrained_cfg[k]) for k in ("mean", "std"))
+    return {**pretrained_cfg, "input_size": [in_chans, *pretrained_cfg["input_size"][1:]],
+            "mean": [mean] * in_chans, "std": [std] * in_chans}
 
 
 def adapt_stem(weights: dict[str, torch.Tensor], arch: str, in_chans: int) -> dict[str, torch.Tensor]:

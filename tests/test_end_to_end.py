@@ -67,7 +67,11 @@ def test_new_head_and_grayscale_stem(mirror, fixtures) -> None:
     expected_stem = fixtures["moco-v2"].expected["conv1.weight"].sum(dim=1, keepdim=True)
     torch.testing.assert_close(model.conv1.weight.detach(), expected_stem)
     assert model(torch.randn(2, 1, 64, 64)).shape == (2, 14)
-    assert model.pretrained_cfg["input_size"][0] == 1
+    import timm
+
+    data = timm.data.resolve_model_data_config(model)  # what a user's transform is built from
+    assert data["input_size"][0] == 1 and data["mean"] == [sum((0.485, 0.456, 0.406)) / 3]
+    assert len(data["std"]) == 1
 
 
 def test_features_only_gives_stage_maps(mirror) -> None:

@@ -77,11 +77,6 @@ def trunk_shapes(arch: str) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in build_backbone(arch).state_dict().items()}
 
 
-def add_head(model: nn.Module, num_classes: int) -> None:
-    """Give a loaded backbone a freshly initialised classifier with ``num_classes`` outputs."""
-    model.reset_classifier(num_classes)
-
-
 def to_features_only(model: nn.Module, arch: str, out_indices: tuple[int, ...] = (0, 1, 2, 3, 4)) -> nn.Module:
     """Wrap a loaded model so that forward returns the feature maps of each stage (for dense tasks)."""
     from timm.models import FeatureListNet
