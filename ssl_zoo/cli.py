@@ -225,6 +225,18 @@ def _add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--models", nargs="+", metavar="NAME", help="default: every entry with a downloaded file")
 
 
+# Modules under ssl_zoo.commands that add their own subcommands with ``add_commands(sub, common)``;
+# they import torch and friends inside their handlers only, so ``ssl-zoo list`` stays light.
+COMMAND_MODULES = ("hub", "evaluation", "pretraining")
+
+
+def _add_plugin_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    import importlib
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(f".commands.{module}", __package__).add_commands(sub, common)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``ssl-zoo`` argument parser."""
     common = argparse.ArgumentParser(add_help=False)
@@ -236,7 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"ssl-zoo {__version__}")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars (also SSL_ZOO_QUIET=1)")
-    _add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"), common)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_commands(sub, common)
+    _add_plugin_commands(sub, common)
     return parser
 
 
