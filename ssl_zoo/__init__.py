@@ -24,6 +24,19 @@ _LAZY = {
     "pull": "pulling",
     "pull_many": "pulling",
     "convert_file": "pulling",
+    "publish": "publishing",
+    "create_bundle": "bundles",
+    "install_bundle": "bundles",
+    "pretrain": "pretraining",
+    "read_dataset": "evaluation.data",
+    "linear_probe": "evaluation.probe",
+    "finetune": "evaluation.finetune",
+    "fewshot": "evaluation.fewshot",
+    "segment": "evaluation.segment",
+    "compare": "evaluation.compare",
+    "saliency": "evaluation.saliency",
+    "invariance": "evaluation.invariance",
+    "transforms": "transforms",  # the module is made callable: see the end of transforms.py
 }
 
 __all__ = ["__version__", *_LAZY]

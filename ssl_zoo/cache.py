@@ -8,6 +8,8 @@ $SSL_ZOO_HOME/                      default: the user cache dir (platformdirs), 
 │   ├── model.safetensors
 │   ├── config.json
 │   └── README.md
+├── hub/<org>--<repo>/<commit>/     a model folder fetched with `hf-hub:ORG/REPO[@REV]`, verified
+│   └── refs/<revision>             the commit a branch last resolved to (used offline)
 ├── locks/<name>.lock               one process pulls an entry at a time
 └── hashes.lock.json                sha256 first observed for every unpinned upstream file
 ```
@@ -23,6 +25,7 @@ MIRROR_ENV = "SSL_ZOO_MIRROR"
 OFFLINE_ENVS = ("SSL_ZOO_OFFLINE", "HF_HUB_OFFLINE")
 QUIET_ENV = "SSL_ZOO_QUIET"
 DEBUG_ENV = "SSL_ZOO_DEBUG"
+SOURCE_ENV = "SSL_ZOO_SOURCE"  # upstream | hub | auto: where a registry entry's model folder comes from
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -66,6 +69,11 @@ def download_path(name: str, filename: str) -> Path:
 def model_dir(name: str) -> Path:
     """The converted model folder of entry ``name``."""
     return home() / "models" / name
+
+
+def hub_dir(repo_id: str) -> Path:
+    """Folder of the verified model folders fetched from Hub repository ``repo_id`` (one per commit)."""
+    return home() / "hub" / repo_id.replace("/", "--")
 
 
 def entry_lock_path(name: str) -> Path:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from .architectures import ArchSpec
 from .registry import Entry
+from .transforms import preprocessing_record
 
 # SPDX ids the Hub knows; anything else is published as license: other with its name.
 HUB_LICENSES = {"mit": "mit", "bsd-2-clause": "bsd-2-clause", "bsd-3-clause": "bsd-3-clause",
@@ -75,25 +77,121 @@ def config_dict(entry: Entry, spec: ArchSpec, prov: Provenance, weights_sha256: 
             "license": entry.license,
             "non_commercial": entry.non_commercial,
             "preprocessing": entry.preprocessing.describe(),
-            "parts": ["backbone"],
+            "preprocessing_record": preprocessing_record(entry.preprocessing),  # what transforms(folder) reads
+            "parts": list(spec.parts),
         },
     }
 
 
-def _yaml_header(entry: Entry) -> str:
+# Hub dataset ids for the pretraining sets, found by a keyword of ``Entry.pretraining_data``.
+HUB_DATASETS = {"imagenet": "imagenet-1k", "chexpert": "chexpert", "mimic": "mimic-cxr", "lidc": "lidc-idri"}
+REPO_PLACEHOLDER = "ORG/REPO"
+_HUB_REF = re.compile(r"hf-hub:[\w.\-]+/[\w.\-]+")
+
+
+def card_metadata(entry: Entry) -> dict[str, Any]:
+    """The YAML header of the card: the Hub's model-card metadata (library, licence, task, datasets, tags)."""
     license_id = HUB_LICENSES.get(entry.license.lower())
-    lic = f"license: {license_id}" if license_id else f"license: other\nlicense_name: {entry.license}"
-    tags = ["image-feature-extraction", "timm", "ssl_zoo", entry.method.lower().replace(" ", "-"), *entry.tags]
-    tag_lines = "\n".join(f"- {t}" for t in dict.fromkeys(tags))
-    dataset = "imagenet-1k" if "imagenet" in entry.pretraining_data.lower() else entry.pretraining_data
-    return (f"---\n{lic}\nlibrary_name: timm\npipeline_tag: image-feature-extraction\n"
-            f"tags:\n{tag_lines}\ndatasets:\n- {dataset}\n---\n")
+    licence = {"license": license_id} if license_id else {
+        "license": "other", "license_name": re.sub(r"[^a-z0-9.\-]+", "-", entry.license.lower()).strip("-"),
+        "license_link": entry.code_url or entry.paper_url}
+    text = entry.pretraining_data.lower()
+    datasets = [hub_id for key, hub_id in HUB_DATASETS.items() if key in text] or [_slug(entry.pretraining_data)]
+    tags = ["image-feature-extraction", "timm", "ssl_zoo", _slug(entry.method), entry.arch, *entry.tags]
+    if entry.non_commercial:
+        tags.append("non-commercial")
+    return {**licence, "library_name": "timm", "pipeline_tag": "image-feature-extraction",
+            "tags": list(dict.fromkeys(tags)), "datasets": datasets}
 
 
-def model_card(entry: Entry, spec: ArchSpec, prov: Provenance, weights_sha256: str) -> str:
-    """The README.md of a model folder: a Hub model card with provenance and three ways to load it."""
-    nc = ("\n**Non-commercial licence:** these weights may only be used for non-commercial purposes "
-          f"({entry.license}).\n" if entry.non_commercial else "")
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _yaml_header(entry: Entry) -> str:
+    import yaml  # a dependency of huggingface_hub; quotes whatever a registry text needs quoting
+
+    return "---\n" + yaml.safe_dump(card_metadata(entry), sort_keys=False, allow_unicode=True) + "---\n"
+
+
+def with_repo_id(card: str, repo_id: str) -> str:
+    """The card with every ``hf-hub:`` reference pointing at ``repo_id`` (done when it is published)."""
+    return _HUB_REF.sub(f"hf-hub:{repo_id}", card.replace(_placeholder_note(REPO_PLACEHOLDER), ""))
+
+
+def _licence_section(entry: Entry) -> str:
+    unchanged = "Converting the weights to safetensors does not change these terms."
+    if not entry.non_commercial:
+        return (f"{entry.license}: commercial and non-commercial use are allowed under its terms (keep the "
+                f"copyright notice). {unchanged}")
+    terms = ("you may use, share and adapt them with attribution, " if entry.license.lower().startswith("cc-by-nc")
+             else "")
+    return (f"**Non-commercial use only.** The weights are released under {entry.license}: {terms}for research and "
+            f"other non-commercial purposes only; any commercial use needs the authors' permission. {unchanged}")
+
+
+def _render_block(value: Any, indent: str = "") -> str:
+    """A nested JSON block (parity results, input conventions) as a Markdown list."""
+    if isinstance(value, dict):
+        return "\n".join(f"{indent}- {k.replace('_', ' ')}:\n{_render_block(v, indent + '  ')}"
+                         if isinstance(v, (dict, list)) else f"{indent}- {k.replace('_', ' ')}: {v}"
+                         for k, v in value.items())
+    if isinstance(value, list):
+        return "\n".join(_render_block(v, indent) for v in value)
+    return f"{indent}- {value}"
+
+
+def _parity_section(zoo: dict[str, Any]) -> str:
+    parts = [f"### {title}\n{_render_block(zoo[key])}\n" for key, title in
+             (("parity", "Numerical parity with the source framework"), ("input_convention", "Input convention"))
+             if zoo.get(key)]
+    return "\n## Parity\n" + "\n".join(parts) if parts else ""
+
+
+def _placeholder_note(repo: str) -> str:
+    if repo != REPO_PLACEHOLDER:
+        return ""
+    return f"`{REPO_PLACEHOLDER}` below becomes the repository's id when `ssl-zoo publish` uploads this folder.\n\n"
+
+
+def _how_to_load(entry: Entry, spec: ArchSpec) -> str:
+    repo = (entry.hf_repo or REPO_PLACEHOLDER).partition("@")[0]
+    return f"""## How to load
+{_placeholder_note(repo)}With ssl_zoo (checks the sha256 above after downloading):
+```python
+import ssl_zoo
+model = ssl_zoo.load("hf-hub:{repo}")        # this folder, from the Hub
+model = ssl_zoo.load("{entry.name}")         # by registry name: from the Hub or converted from upstream
+```
+With timm alone:
+```python
+import timm
+model = timm.create_model("hf-hub:{repo}", pretrained=True)
+model = timm.create_model("local-dir:/path/to/this/folder", pretrained=True)
+```
+With torchvision and safetensors:
+```python
+import torch, torchvision, safetensors.torch
+model = torchvision.models.{spec.name}()
+model.{spec.classifier} = torch.nn.Identity()                  # the file holds the backbone only
+model.load_state_dict(safetensors.torch.load_file("model.safetensors"))   # strict: every key must match
+```
+"""
+
+
+def model_card(entry: Entry, spec: ArchSpec, prov: Provenance, weights_sha256: str,
+               config: dict[str, Any] | None = None) -> str:
+    """The README.md of a model folder: a Hub model card with provenance and three ways to load it.
+
+    Args:
+        entry: The registry entry.
+        spec: Its architecture.
+        prov: Where the weights came from.
+        weights_sha256: The sha256 of ``model.safetensors``.
+        config: The folder's ``config.json`` when it carries more than ``config_dict`` writes (its
+            ``ssl_zoo.parity`` and ``ssl_zoo.input_convention`` blocks are shown); default ``config_dict``'s.
+    """
+    zoo = (config or config_dict(entry, spec, prov, weights_sha256))["ssl_zoo"]
     dropped = "; ".join(f"{n} keys {why}" for why, n in prov.dropped.items()) or "nothing"
     rules = "\n".join(f"  - {r}" for r in prov.rules) or "  - none (already torchvision names)"
     pre = entry.preprocessing
@@ -101,12 +199,14 @@ def model_card(entry: Entry, spec: ArchSpec, prov: Provenance, weights_sha256: s
 # {entry.name}: {entry.method} {spec.name}
 
 {entry.description}
-{nc}
+
 - **Method / paper:** {entry.method}, [{entry.paper}]({entry.paper_url})
 - **Code:** {entry.code_url}
 - **Pretraining data:** {entry.pretraining_data}
-- **Licence:** {entry.license}
 - **Architecture:** {spec.name} backbone (no classifier), {spec.num_features}-d pooled features
+
+## Licence
+{_licence_section(entry)}
 
 ## Preprocessing
 {pre.describe()}; resize {pre.resize or 'none'} then center crop, {pre.interpolation} interpolation.
@@ -119,21 +219,5 @@ def model_card(entry: Entry, spec: ArchSpec, prov: Provenance, weights_sha256: s
 - Converter: ssl_zoo {prov.ssl_zoo_version}, family `{prov.family}`; rules:
 {rules}
 - Dropped: {dropped}. Every tensor was compared after writing.
-
-## How to load
-```python
-import ssl_zoo
-model = ssl_zoo.load("{entry.name}")                      # pooled features
-```
-```python
-import timm
-model = timm.create_model("local-dir:/path/to/this/folder", pretrained=True)
-model = timm.create_model("hf-hub:ORG/REPO", pretrained=True)   # once published
-```
-```python
-import torch, torchvision, safetensors.torch
-model = torchvision.models.{spec.name}()
-model.{spec.classifier} = torch.nn.Identity()                  # the file holds the backbone only
-model.load_state_dict(safetensors.torch.load_file("model.safetensors"))   # strict: every key must match
-```
-"""
+{_parity_section(zoo)}
+{_how_to_load(entry, spec)}"""

@@ -215,7 +215,7 @@ def _add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--require-hashes", action="store_true", help="refuse files without a pinned or recorded sha256")
     p = _command(sub, common, "convert", cmd_convert, "convert a checkpoint you downloaded yourself", json_flag=False)
     p.add_argument("name", metavar="NAME")
-    p.add_argument("--from-file", required=True, metavar="PATH", help="the downloaded upstream file")
+    p.add_argument("--from-file", required=True, metavar="PATH", help="the downloaded upstream file (a TF checkpoint: its .zip, folder or .index)")
     p = _command(sub, common, "verify", cmd_verify, "re-hash cached downloads and model folders")
     p.add_argument("names", nargs="*", metavar="NAME", help="default: every entry with anything cached")
     mirror = sub.add_parser("mirror", help="mirror helpers").add_subparsers(dest="action", required=True)

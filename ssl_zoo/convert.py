@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from . import __version__, cache
-from .architectures import ArchSpec, get_arch, trunk_shapes
+from .architectures import ArchSpec, expected_shapes, get_arch
 from .card import Provenance, config_dict, model_card
 from .converters.families import get_family
 from .converters.readers import read_checkpoint
@@ -35,7 +35,7 @@ def convert_state_dict(obj: object, entry: Entry) -> tuple[Tensors, Report]:
     """
     spec = get_arch(entry.arch)
     tensors, report = apply_rules(obj, get_family(entry.family).rules, spec.classifier)
-    expected = trunk_shapes(entry.arch)
+    expected = expected_shapes(entry.arch, tensors)  # a U-Net head keeps its class count
     tensors = fill_batch_counters(tensors, expected, report)
     validate(tensors, expected, entry.name, spec)
     return unshare({k: normalize_tensor(k, v) for k, v in tensors.items()}), report
@@ -98,6 +98,19 @@ def unshare(tensors: Tensors) -> Tensors:
     return out
 
 
+def source_framework_facts(entry: Entry, tensors: Tensors, converted: str) -> dict:
+    """For checkpoints of another framework (TF, Haiku): the ``parity`` and ``input_convention`` blocks of
+    ``config.json`` (which layers ``load`` pads as TF "SAME", what ``exact=False`` differs by, which copy of
+    the weights was converted); empty for torch checkpoints."""
+    from .architectures.tf_same import parity_facts
+
+    parity = {} if entry.format == "torch" else parity_facts(entry.family, entry.arch, tensors)
+    if not parity:
+        return {}
+    return {"parity": {**parity, "converted_copy": converted},
+            "input_convention": f"{entry.preprocessing.describe()}. {entry.preprocessing.notes}".strip()}
+
+
 def convert_checkpoint(entry: Entry, path: Path, source_sha256: str, dest: Path | None = None) -> Path:
     """Convert the upstream file ``path`` of ``entry`` into a model folder.
 
@@ -123,7 +136,11 @@ def convert_checkpoint(entry: Entry, path: Path, source_sha256: str, dest: Path 
     metadata = {"format": "pt", "name": entry.name, "arch": entry.arch, "source_url": prov.source_url,
                 "source_sha256": source_sha256, "converter_family": entry.family, "ssl_zoo_version": __version__}
 
+    facts = source_framework_facts(entry, tensors, family.summary)
+
     def texts(weights_sha256: str) -> tuple[dict, str]:
-        return config_dict(entry, spec, prov, weights_sha256), model_card(entry, spec, prov, weights_sha256)
+        config = config_dict(entry, spec, prov, weights_sha256)
+        config["ssl_zoo"].update(facts)
+        return config, model_card(entry, spec, prov, weights_sha256, config)
 
     return write_folder(dest or cache.model_dir(entry.name), tensors, metadata, texts)

@@ -60,3 +60,23 @@ class ConversionError(SslZooError, ValueError):
 
 class ModelFolderError(SslZooError, ValueError):
     """A model folder is missing a file or does not match its recorded sha256."""
+
+
+class DatasetError(SslZooError, ValueError):
+    """An evaluation dataset that cannot be read or does not fit the protocol asked for."""
+
+
+class HubError(DownloadError):
+    """The Hugging Face Hub could not be reached, or lacks the repository, revision or file asked for."""
+
+
+class PublishError(SslZooError, OSError):
+    """A publish to the Hugging Face Hub was refused or failed; nothing is half-published."""
+
+
+class BundleError(SslZooError, ValueError):
+    """An air-gap bundle that is malformed, unsafe or does not match its manifest; nothing was installed."""
+
+
+class SettingError(SslZooError, ValueError):
+    """An environment variable set to a value ssl_zoo does not know."""

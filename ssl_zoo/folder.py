@@ -159,3 +159,17 @@ def verify_folder(folder: Path) -> str:
             "the file was modified or damaged: run `ssl-zoo pull NAME --force`"
         )
     return digest
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """The files that travel with a model folder (publish, bundles): every file whose name is not hidden.
+
+    Raises:
+        ModelFolderError: If the folder holds a link or a subfolder, which would copy something else.
+    """
+    files = [p for p in sorted(folder.iterdir()) if not p.name.startswith(".")]
+    odd = [p.name for p in files if p.is_symlink() or not p.is_file()]
+    if odd:
+        raise ModelFolderError(f"{folder}: {odd} are links or folders, which a model folder does not hold: "
+                               "remove them, or pull the model again with --force")
+    return files

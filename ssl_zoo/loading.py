@@ -8,21 +8,27 @@ import torch
 from torch import nn
 
 from .architectures import ARCHS, build_backbone, get_arch, to_features_only
+from .architectures.tasks import backbone_part, check_task, segmentation_model, unet3d_model
+from .architectures.tf_same import apply_same_padding
 from .errors import ModelFolderError
 from .folder import read_config, read_weights
+from .hub import HUB_PREFIX, entry_folder, hub_folder
 from .pulling import pull
 
 LOCAL_PREFIX = "local-dir:"
 
 
 def resolve_folder(name_or_path: str | Path, *, progress: bool = True) -> Path:
-    """The model folder for a registry name (pulled if needed), a ``local-dir:`` path or a folder path."""
+    """The model folder for a registry name (from the Hub or pulled, as ``SSL_ZOO_SOURCE`` says), an
+    ``hf-hub:ORG/REPO[@REV]`` reference, a ``local-dir:`` path or a folder path."""
     text = str(name_or_path)
+    if text.startswith(HUB_PREFIX):
+        return hub_folder(text, progress=progress)
     if text.startswith(LOCAL_PREFIX):
         return Path(text[len(LOCAL_PREFIX):]).expanduser()
     if isinstance(name_or_path, Path) or "/" in text or Path(text).is_dir():
         return Path(text).expanduser()
-    return pull(text, progress=progress)
+    return entry_folder(text, progress=progress) or pull(text, progress=progress)
 
 
 def folder_arch(config: dict, folder: Path) -> str:
@@ -38,7 +44,8 @@ def load_state_dict(name_or_path: str | Path, *, progress: bool = True) -> dict[
     """The converted backbone tensors, under torchvision/timm key names.
 
     Args:
-        name_or_path: A registry name (``"moco-v2"``), ``"local-dir:PATH"`` or a model folder path.
+        name_or_path: A registry name (``"moco-v2"``), ``"hf-hub:ORG/REPO[@REV]"``, ``"local-dir:PATH"`` or a
+            model folder path.
         progress: Show download progress when the entry has to be pulled.
 
     Returns:
@@ -64,16 +71,27 @@ def load(
     in_chans: int = 3,
     features_only: bool = False,
     progress: bool = True,
+    exact: bool = True,
+    task: str = "classification",
+    classes: int = 1,
 ) -> nn.Module:
     """A pre-trained model in eval mode, pulled and converted on first use.
 
     Args:
-        name_or_path: A registry name (``"moco-v2"``), ``"local-dir:PATH"`` or a model folder path.
+        name_or_path: A registry name (``"moco-v2"``), ``"hf-hub:ORG/REPO[@REV]"``, ``"local-dir:PATH"`` or a
+            model folder path.
         num_classes: 0 returns the backbone whose forward gives pooled features ``(N, num_features)``;
             otherwise a new, randomly initialised linear head with this many outputs is added.
         in_chans: Input channels; for 1 (grayscale X-rays) the stem convolution is summed over RGB as timm does.
         features_only: Return a model whose forward gives the feature map of each stage (dense tasks).
         progress: Show download progress when the entry has to be pulled.
+        exact: For weights from TensorFlow/Haiku (SimCLR, BYOL), pad the layers that used TF "SAME" padding
+            as the source did, so features match the original; False gives the plain timm model (the one
+            timm ``local-dir:`` builds), which differs by the amount the model card states.
+        task: "classification" (a backbone; a U-Net gives its encoder) or "segmentation" (an
+            ``smp.Unet``: a U-Net entry's encoder, decoder and head, or a backbone entry as encoder of a fresh
+            decoder; Models Genesis gives its whole UNet3D). See ``ssl_zoo.architectures.tasks``.
+        classes: Output channels for ``task="segmentation"``; a stored head with another count is replaced.
 
     Returns:
         A timm ``nn.Module`` (or timm ``FeatureListNet`` with ``features_only``) in eval mode.
@@ -90,11 +108,19 @@ def load(
     config = read_config(folder)
     arch = folder_arch(config, folder)
     weights = read_weights(folder)
+    check_task(task)
+    if get_arch(arch).kind == "unet3d":  # one input channel: in_chans does not apply
+        return unet3d_model(weights, task=task, classes=classes, num_classes=num_classes)
     if in_chans != 3:
         weights = adapt_stem(weights, arch, in_chans)
+    if task == "segmentation":
+        return segmentation_model(arch, weights, classes=classes, in_chans=in_chans)
+    arch, weights = backbone_part(arch, weights)  # a U-Net's encoder is its backbone
     model = build_backbone(arch, in_chans=in_chans)
     model.load_state_dict(weights, strict=True, assign=True)
     model.pretrained_cfg = data_cfg_for(config["pretrained_cfg"], in_chans)
+    if exact:
+        apply_same_padding(model, config.get("ssl_zoo", {}).get("parity", {}).get("same_padding_layers", ()))
     if num_classes:
         model.reset_classifier(num_classes)  # a fresh, randomly initialised head
     model.eval()

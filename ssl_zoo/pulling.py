@@ -15,7 +15,7 @@ from . import cache
 from .errors import SslZooError
 from .folder import is_complete
 from .registry import Entry, get_entry
-from .sources import ensure_source, import_file
+from .sources import ensure_source, import_file, user_files
 
 
 # Downloads run in parallel, conversions one at a time: each holds a checkpoint and its output in memory,
@@ -83,8 +83,8 @@ def convert_file(name: str, path: Path) -> Path:
     """
     entry = get_entry(name)
     with _entry_lock(entry.name):
-        cached, digest = import_file(entry, entry.checkpoint, Path(path).expanduser())
-        return _convert(entry, cached, digest)
+        files = [import_file(entry, source, file) for source, file in user_files(entry, Path(path).expanduser())]
+        return _convert(entry, *files[0])
 
 
 def _convert(entry: Entry, path: Path, digest: str) -> Path:

@@ -72,6 +72,19 @@ def _download(entry: Entry, source: Source, path: Path, recorded: str | None, pr
                  progress=progress, label=f"{entry.name}: {source.filename}")
 
 
+def user_files(entry: Entry, user_path: Path) -> list[tuple[Source, Path]]:
+    """Pair a user's file (or folder) with the entry's sources; the checkpoint source comes first.
+
+    A multi-file entry (a TF checkpoint: ``.index``, ``.data-…``, ``checkpoint`` …) accepts its folder or any
+    of its files; the files beside it that the entry lists are taken too, those absent are skipped.
+    """
+    if len(entry.sources) == 1:
+        return [(entry.checkpoint, user_path)]
+    folder = user_path if user_path.is_dir() else user_path.parent
+    first = [(entry.checkpoint, folder / entry.checkpoint.filename)]
+    return first + [(s, folder / s.filename) for s in entry.sources[1:] if (folder / s.filename).is_file()]
+
+
 def import_file(entry: Entry, source: Source, user_file: Path) -> tuple[Path, str]:
     """Copy a file the user already has into the cache, after checking it like a download; return path, sha256.
 

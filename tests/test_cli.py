@@ -102,8 +102,8 @@ def test_list_table(capsys: pytest.CaptureFixture) -> None:
 
 
 def test_list_filters_and_json(capsys: pytest.CaptureFixture) -> None:
-    _, out, _ = run(capsys, "list", "moco", "--json")
-    assert [r["name"] for r in json.loads(out)] == ["moco-v1", "moco-v2", "moco-v3"]
+    _, out, _ = run(capsys, "list", "moco-v", "--json")
+    assert [r["name"] for r in json.loads(out)] == ["lidc-moco-v2", "moco-v1", "moco-v2", "moco-v3"]
     _, out, _ = run(capsys, "list", "--commercial", "--json")
     records = json.loads(out)
     assert records and not any(r["non_commercial"] for r in records)

@@ -32,17 +32,38 @@ def test_pull_convert_load(name: str, mirror, fixtures) -> None:
     assert folder == cache.model_dir(name)
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     assert_same_tensors(ssl_zoo.load_state_dict(name), expected)
+    spec = get_arch(get_entry(name).arch)
+    if spec.kind != "timm":  # U-Nets and 3-D models: not timm backbones, see test_medical.py
+        check_dense_entry(name, spec, expected)
+        return
 
     model = ssl_zoo.load(name)
     assert not model.training
     assert_same_tensors(model.state_dict(), expected)
-    spec = get_arch(get_entry(name).arch)
     with torch.no_grad():
         assert model(torch.randn(2, 3, 64, 64)).shape == (2, spec.num_features)
 
     import timm  # the folder is also a timm `local-dir:` model, with the same tensors
 
     assert_same_tensors(timm.create_model(f"local-dir:{folder}", pretrained=True).state_dict(), expected)
+
+
+def check_dense_entry(name: str, spec, expected: dict[str, torch.Tensor]) -> None:
+    """A U-Net or UNet3D entry: its backbone is the encoder, ``task="segmentation"`` the whole network."""
+    head = "segmentation_head.0.weight" if spec.kind == "smp-unet" else "out_tr.final_conv.weight"
+    classes = expected[head].shape[0]
+    encoder_prefix = "encoder." if spec.kind == "smp-unet" else "down_tr"
+    strip = len("encoder.") if spec.kind == "smp-unet" else 0
+    backbone = ssl_zoo.load(name)
+    assert not backbone.training
+    assert_same_tensors(backbone.state_dict(), {k[strip:]: v for k, v in expected.items() if k.startswith(encoder_prefix)})
+    whole = ssl_zoo.load(name, task="segmentation", classes=classes)
+    assert not whole.training
+    assert_same_tensors(whole.state_dict(), expected)
+    x = torch.randn(2, 3, 64, 64) if spec.kind == "smp-unet" else torch.rand(1, 1, 32, 32, 32)
+    with torch.no_grad():
+        assert backbone(x).shape == (x.shape[0], spec.num_features)
+        assert whole(x).shape == (x.shape[0], classes, *x.shape[2:])
 
 
 def test_model_folder_contract(mirror) -> None:

@@ -82,8 +82,9 @@ def test_schema_holds_later_entries() -> None:
 
 
 def test_list_models_filters() -> None:
-    assert list_models("moco*") == ["moco-v1", "moco-v2", "moco-v3"]
-    assert list_models(arch="densenet121") == ["supervised-d121"]
+    assert list_models("moco-v*") == ["moco-v1", "moco-v2", "moco-v3"]
+    assert list_models(arch="densenet121") == ["mimic-chexpert-lr-0.01", "mimic-chexpert-lr-0.1",
+                                               "mimic-chexpert-lr-1.0", "moco-cxr-d121", "supervised-d121"]
     assert "swav" not in list_models(commercial_use=True)
     assert set(list_models(family="swav")) == {"swav", "deepcluster-v2", "sela-v2"}
 

@@ -28,6 +28,9 @@ class ArchSpec:
         first_conv: Key prefix of the stem convolution (adapted for ``in_chans`` != 3).
         pool_size: Spatial size of the last feature map at 224x224.
         feature_cfg: Extra arguments timm passes to its feature wrapper for ``features_only``.
+        kind: "timm" (a timm backbone), "smp-unet" (a 2-D U-Net, ``unet.py``) or "unet3d" (``unet3d.py``).
+        encoder: For a U-Net, the architecture of its encoder (the backbone ``load`` gives).
+        parts: What a model folder of this architecture holds, as ``config.json``'s ``ssl_zoo.parts`` lists it.
     """
 
     name: str
@@ -37,6 +40,9 @@ class ArchSpec:
     first_conv: str
     pool_size: tuple[int, int] = (7, 7)
     feature_cfg: dict[str, Any] = field(default_factory=dict)
+    kind: str = "timm"
+    encoder: str = ""
+    parts: tuple[str, ...] = ("backbone",)
 
 
 ARCHS: dict[str, ArchSpec] = {
@@ -45,6 +51,11 @@ ARCHS: dict[str, ArchSpec] = {
     "densenet121": ArchSpec(
         "densenet121", "densenet121", 1024, "classifier", "features.conv0", feature_cfg={"flatten_sequential": True}
     ),
+    # Not timm models: their names are what config.json records as "architecture".
+    "unet-resnet50": ArchSpec("unet-resnet50", "unet-resnet50", 2048, "segmentation_head", "encoder.conv1",
+                              kind="smp-unet", encoder="resnet50", parts=("encoder", "decoder", "segmentation_head")),
+    "unet3d": ArchSpec("unet3d", "unet3d", 512, "out_tr", "down_tr64.ops.0.conv1", pool_size=(8, 8, 4),
+                       kind="unet3d", parts=("encoder", "decoder", "segmentation_head")),
 }
 
 
@@ -65,6 +76,16 @@ def build_backbone(arch: str, *, in_chans: int = 3) -> nn.Module:
     Building on the meta device skips random initialisation, which would cost more than reading the weights.
     """
     spec = get_arch(arch)
+    if spec.kind == "smp-unet":
+        from .unet import build_unet
+
+        with torch.device("meta"):
+            return build_unet(spec.encoder, in_chans=in_chans)
+    if spec.kind == "unet3d":
+        from .unet3d import UNet3D
+
+        with torch.device("meta"):
+            return UNet3D()
     import timm
 
     with torch.device("meta"):
@@ -75,6 +96,17 @@ def build_backbone(arch: str, *, in_chans: int = 3) -> nn.Module:
 def trunk_shapes(arch: str) -> dict[str, tuple[int, ...]]:
     """Every key of the head-less model and its shape: the exact target of a conversion."""
     return {k: tuple(v.shape) for k, v in build_backbone(arch).state_dict().items()}
+
+
+def expected_shapes(arch: str, tensors: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    """The exact target of converting ``tensors``: ``trunk_shapes``, except that a U-Net's output layer has as
+    many channels as the file's (the class count belongs to the task it was trained on, e.g. 3 for MedMNIST)."""
+    shapes = dict(trunk_shapes(arch))
+    head = {"smp-unet": "segmentation_head.0.", "unet3d": "out_tr.final_conv."}.get(get_arch(arch).kind)
+    for key in [k for k in shapes if head and k.startswith(head)]:
+        if key in tensors and tensors[key].dim() == len(shapes[key]):
+            shapes[key] = (tensors[key].shape[0], *shapes[key][1:])
+    return shapes
 
 
 def to_features_only(model: nn.Module, arch: str, out_indices: tuple[int, ...] = (0, 1, 2, 3, 4)) -> nn.Module:

@@ -1,10 +1,220 @@
-"""`ssl-zoo` subcommands of this job (filled in by its issue)."""
+"""`ssl-zoo` subcommands of the evaluation protocols: probe, finetune, fewshot, segment, compare, saliency,
+invariance. Each parses, calls the library function in ``ssl_zoo.evaluation`` and prints a summary (or ``--json``);
+result files go to ``--out``. torch and friends are imported inside the handlers only.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import json
+from typing import Any, Callable
+
+DEFAULT_OUT = "ssl_zoo_runs"
+SUMMARY_HEADERS = ("MODEL", "LABELS", "METRIC", "MEAN", "STD", "95% CI", "TRIALS")
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _summary_rows(record: dict) -> list[list[str]]:
+    fraction = f"{100 * record.get('label_fraction', 1.0):g}%"
+    return [[record["model"], fraction, metric, _fmt(s["mean"]), _fmt(s["std"]), _fmt(s["ci95"]), str(s["n"])]
+            for metric, s in record["summary"].items()]
+
+
+def _print_record(args: argparse.Namespace, record: dict, rows: list[list[str]]) -> int:
+    from ..cli import format_table
+
+    if args.json:
+        from ..evaluation.results import clean
+
+        print(json.dumps(clean(record), indent=2))
+    else:
+        print(format_table(SUMMARY_HEADERS, rows))
+    return 0
+
+
+def _read(args: argparse.Namespace) -> Any:
+    from ..evaluation.data import read_dataset
+
+    options = {"uncertain": args.uncertain, "image_column": args.image_column, "label_columns": args.label_columns}
+    return read_dataset(args.data, masks=getattr(args, "masks", None), **options)
+
+
+def _common(args: argparse.Namespace) -> dict[str, Any]:
+    from ..cli import _progress
+
+    return {"image_size": args.image_size, "in_chans": args.in_chans, "device": args.device,
+            "progress": _progress(args)}
+
+
+def _out(args: argparse.Namespace) -> str:
+    return args.out or f"{DEFAULT_OUT}/{args.command}"
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    """``ssl-zoo probe MODEL DATA``."""
+    from ..evaluation.probe import linear_probe
+
+    record = linear_probe(args.model, _read(args), out_dir=_out(args), label_fraction=args.label_fraction,
+                          trials=args.trials, seed=args.seed, C=args.C, batch_size=args.batch_size, **_common(args))
+    return _print_record(args, record, _summary_rows(record))
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    """``ssl-zoo finetune MODEL DATA``."""
+    from ..evaluation.finetune import finetune
+
+    record = finetune(args.model, _read(args), out_dir=_out(args), label_fraction=args.label_fraction,
+                      trials=args.trials, seed=args.seed, epochs=args.epochs, patience=args.patience, lr=args.lr,
+                      batch_size=args.batch_size, compile=args.compile, **_common(args))
+    return _print_record(args, record, _summary_rows(record))
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    """``ssl-zoo segment MODEL IMAGES --masks MASKS``."""
+    from ..evaluation.segment import segment
+
+    record = segment(args.model, _read(args), out_dir=_out(args), label_fraction=args.label_fraction,
+                     trials=args.trials, seed=args.seed, epochs=args.epochs, patience=args.patience, lr=args.lr,
+                     batch_size=args.batch_size, **_common(args))
+    return _print_record(args, record, _summary_rows(record))
+
+
+def cmd_fewshot(args: argparse.Namespace) -> int:
+    """``ssl-zoo fewshot MODEL DATA``."""
+    from ..evaluation.fewshot import fewshot
+
+    record = fewshot(args.model, _read(args), out_dir=_out(args), n_way=args.n_way, k_shot=args.k_shot,
+                     n_query=args.n_query, episodes=args.episodes, seed=args.seed, **_common(args))
+    return _print_record(args, record, _summary_rows({**record, "summary": {"accuracy": record["summary"]}}))
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """``ssl-zoo compare MODEL... --data DATA``: the table and the label-efficiency plot."""
+    from ..evaluation.compare import compare
+
+    options = {"epochs": args.epochs, "patience": args.patience, "batch_size": args.batch_size} \
+        if args.protocol == "finetune" else {"batch_size": args.batch_size}
+    result = compare(args.models, _read(args), _out(args), protocol=args.protocol,
+                     label_fractions=args.label_fractions, trials=args.trials, metric=args.metric, seed=args.seed,
+                     **_common(args), **options)
+    rows = [[r["model"], f"{100 * r['label_fraction']:g}%", args.metric, _fmt(r["mean"]), _fmt(r["std"]),
+             _fmt(r["ci95"]), str(r["n"])] for r in result["rows"]]
+    return _print_record(args, {"rows": result["rows"], "files": {k: str(v) for k, v in result["files"].items()}},
+                         rows)
+
+
+def cmd_saliency(args: argparse.Namespace) -> int:
+    """``ssl-zoo saliency MODEL IMAGE...``: PNG overlays and attentive diffusion."""
+    from ..cli import format_table
+    from ..evaluation.saliency import saliency
+
+    record = saliency(args.model, args.images, _out(args), window=args.window, stride=args.stride,
+                      **{k: v for k, v in _common(args).items() if k != "device"})
+    if args.json:
+        print(json.dumps(record, indent=2))
+    else:
+        print(format_table(("IMAGE", "ATTENTIVE DIFFUSION %", "PNG"),
+                           ([e["image"], f"{e['attentive_diffusion']:.1f}", e["png"]] for e in record["images"])))
+    return 0
+
+
+def cmd_invariance(args: argparse.Namespace) -> int:
+    """``ssl-zoo invariance MODEL DATA``: cosine similarity and Mahalanobis distance per transform."""
+    from ..cli import format_table
+    from ..evaluation.invariance import invariance
+
+    data = _read(args)
+    data = data["test"] if isinstance(data, dict) else data
+    record = invariance(args.model, data, out_dir=_out(args), copies=args.copies, seed=args.seed,
+                        **{k: v for k, v in _common(args).items() if k != "device"})
+    if args.json:
+        print(json.dumps(record, indent=2))
+    else:
+        print(format_table(("TRANSFORM", "COSINE SIMILARITY", "MAHALANOBIS"),
+                           ([n, f"{s['cosine_similarity']:.4f}", f"{s['mahalanobis']:.2f}"]
+                            for n, s in record["transforms"].items())))
+    return 0
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--image-size", type=int, help="square resize instead of the entry's preprocessing (fast runs)")
+    p.add_argument("--in-chans", type=int, default=3, help="model input channels (1: grayscale stem; default 3)")
+    p.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA when present)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the splits and of trial 0 (default 0)")
+    p.add_argument("--out", help=f"result folder (default {DEFAULT_OUT}/<command>)")
+
+
+def _data_options(p: argparse.ArgumentParser, positional: bool = True) -> None:
+    if positional:
+        p.add_argument("data", metavar="DATA", help="class folder, CSV of paths and labels, or MedMNIST-style .npz")
+    p.add_argument("--image-column", help="CSV: the image path column (default: the first)")
+    p.add_argument("--label-columns", nargs="+", metavar="COL", help="CSV: label columns (default: all others)")
+    p.add_argument("--uncertain", default="zeros", choices=("zeros", "ones", "lsr-ones", "lsr-zeros"),
+                   help="CSV: what -1 (uncertain) becomes (default zeros; lsr-*: seeded uniform soft labels)")
+
+
+def _training_options(p: argparse.ArgumentParser, epochs: int, lr: float, batch: int) -> None:
+    p.add_argument("--label-fraction", type=float, default=1.0, help="share of the training labels (default 1)")
+    p.add_argument("--trials", type=int, default=1, help="independent runs, seed + t (default 1)")
+    p.add_argument("--epochs", type=int, default=epochs, help=f"maximum epochs (default {epochs})")
+    p.add_argument("--patience", type=int, default=10, help="early stopping patience in epochs (default 10)")
+    p.add_argument("--lr", type=float, default=lr, help=f"Adam learning rate (default {lr:g})")
+    p.add_argument("--batch-size", type=int, default=batch, help=f"images per step (default {batch})")
+
+
+def _add(sub: Any, common: argparse.ArgumentParser, name: str, func: Callable, summary: str,
+         model_nargs: str | None = None) -> argparse.ArgumentParser:
+    from ..cli import _command
+
+    p = _command(sub, common, name, func, summary)
+    if model_nargs:
+        p.add_argument("models", nargs=model_nargs, metavar="MODEL", help="registry names or model folders")
+    else:
+        p.add_argument("model", metavar="MODEL", help="a registry name or a model folder")
+    _model_options(p)
+    return p
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add this module's subcommands to the `ssl-zoo` parser."""
+    p = _add(sub, common, "probe", cmd_probe, "linear probe on frozen features (C chosen on a validation split)")
+    _data_options(p)
+    p.add_argument("--label-fraction", type=float, default=1.0, help="share of the training labels (default 1)")
+    p.add_argument("--trials", type=int, default=1, help="runs with different label subsets (default 1)")
+    p.add_argument("--C", type=float, help="skip the C search and use this value")
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
+    p = _add(sub, common, "finetune", cmd_finetune, "fine-tune every layer with a new head (early stopping)")
+    _data_options(p)
+    _training_options(p, epochs=100, lr=2e-4, batch=32)
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
+    p = _add(sub, common, "segment", cmd_segment, "train a U-Net with the model as encoder; Dice and IoU")
+    p.add_argument("data", metavar="IMAGES", help="folder of images")
+    p.add_argument("--masks", required=True, metavar="DIR", help="folder of masks named like the images")
+    _data_options(p, positional=False)
+    _training_options(p, epochs=50, lr=1e-3, batch=8)
+    p = _add(sub, common, "fewshot", cmd_fewshot, "prototypical-network n-way k-shot accuracy on frozen features")
+    _data_options(p)
+    for flag, default in (("--n-way", 5), ("--k-shot", 5), ("--n-query", 15), ("--episodes", 600)):
+        p.add_argument(flag, type=int, default=default, help=f"default {default}")
+    p = _add(sub, common, "compare", cmd_compare, "many models x label fractions x trials: table and plot",
+             model_nargs="+")
+    p.add_argument("--data", required=True, metavar="DATA", help="class folder, CSV or .npz")
+    _data_options(p, positional=False)
+    p.add_argument("--protocol", choices=("finetune", "probe"), default="finetune", help="default finetune")
+    p.add_argument("--label-fractions", type=float, nargs="+", default=[0.1, 1.0], help="default 0.1 1.0")
+    p.add_argument("--trials", type=int, default=3, help="runs per model and fraction (default 3)")
+    p.add_argument("--metric", choices=("auc", "accuracy"), default="auc", help="default auc")
+    p.add_argument("--epochs", type=int, default=100, help="finetune: maximum epochs (default 100)")
+    p.add_argument("--patience", type=int, default=10, help="finetune: early stopping patience (default 10)")
+    p.add_argument("--batch-size", type=int, default=32, help="default 32")
+    p = _add(sub, common, "saliency", cmd_saliency, "occlusion saliency overlays (PNG) and attentive diffusion")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, DICOM, NIfTI)")
+    p.add_argument("--window", type=int, default=10, help="occluding square in pixels (default 10)")
+    p.add_argument("--stride", type=int, default=4, help="step of the window (default 4; the paper used 1)")
+    p = _add(sub, common, "invariance", cmd_invariance, "feature invariance to transforms (cosine, Mahalanobis)")
+    _data_options(p)
+    p.add_argument("--copies", type=int, default=8, help="random copies per image and transform (default 8)")
+

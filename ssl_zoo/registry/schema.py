@@ -14,6 +14,8 @@ SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 HEX_RE = re.compile(r"^[0-9a-f]{8,64}$")
 STATUSES = ("public", "user-supplied")
 FORMATS = ("torch", "tf1-checkpoint", "haiku-pickle")
+VALUE_RANGES = {"[0,1]": 1.0, "[0,255]": 255.0}
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 
 
 @dataclass(frozen=True)
@@ -54,10 +56,15 @@ class Preprocessing:
         channels: "RGB", or e.g. "grayscale replicated to RGB".
         interpolation: Resize interpolation ("bilinear", "bicubic").
         resize: Shorter side before the center crop at evaluation, or None.
-        notes: Anything else (histogram equalisation, HU windows).
+        notes: Anything else, in words.
+        grayscale: The network was trained on one-channel images (replicated to ``input_size[0]`` channels):
+            colour input is reduced to luminance first.
+        window: ``(low, high)`` in the input's own units (Hounsfield units for CT): values are clipped to it and
+            mapped linearly to [0,1]. None: integer images are scaled by their dtype or range (see transforms).
+        histogram_equalize: Equalise the histogram after the crop (CovidPrognosis ``HistogramNormalize``).
     """
 
-    input_size: tuple[int, int, int] = (3, 224, 224)
+    input_size: tuple[int, ...] = (3, 224, 224)
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     value_range: str = "[0,1]"
@@ -65,6 +72,19 @@ class Preprocessing:
     interpolation: str = "bilinear"
     resize: int | None = None
     notes: str = ""
+    grayscale: bool = False
+    window: tuple[float, float] | None = None
+    histogram_equalize: bool = False
+
+    @property
+    def spatial_dims(self) -> int:
+        """2 for images (C, H, W), 3 for volumes (C, D1, D2, D3)."""
+        return len(self.input_size) - 1
+
+    @property
+    def value_scale(self) -> float:
+        """What [0,1] intensities are multiplied by to reach ``value_range``."""
+        return VALUE_RANGES[self.value_range]
 
     @property
     def normalized(self) -> bool:
@@ -160,9 +180,17 @@ def parse_source(where: str, data: Mapping[str, Any]) -> Source:
 def parse_preprocessing(where: str, data: Mapping[str, Any]) -> Preprocessing:
     """Build a ``Preprocessing`` from a TOML table, rejecting unknown keys."""
     _reject_unknown("preprocessing", where, data, Preprocessing)
-    pre = Preprocessing(**_tuple_fields(data, ("input_size", "mean", "std")))
+    pre = Preprocessing(**_tuple_fields(data, ("input_size", "mean", "std", "window")))
     if (pre.mean is None) != (pre.std is None):
         raise RegistryError(f"{where}: give both mean and std, or neither")
+    if len(pre.input_size) not in (3, 4):
+        raise RegistryError(f"{where}: input_size is (channels, height, width) or (channels, d1, d2, d3)")
+    if pre.value_range not in VALUE_RANGES:
+        raise RegistryError(f"{where}: value_range must be one of {sorted(VALUE_RANGES)}")
+    if pre.interpolation not in INTERPOLATIONS:
+        raise RegistryError(f"{where}: interpolation must be one of {INTERPOLATIONS}")
+    if pre.window is not None and (len(pre.window) != 2 or pre.window[0] >= pre.window[1]):
+        raise RegistryError(f"{where}: window must be [low, high] with low < high")
     return pre
 
 

@@ -28,10 +28,10 @@ class Family:
 @functools.cache
 def all_families() -> dict[str, Family]:
     """Every converter family by name."""
-    from . import contrastive, masked, supervised
+    from . import contrastive, foreign, masked, medical, supervised
 
     families: dict[str, Family] = {}
-    for module in (supervised, contrastive, masked):
+    for module in (supervised, contrastive, masked, medical, foreign):
         families.update(module.FAMILIES)
     return families
 

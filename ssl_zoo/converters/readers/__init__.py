@@ -21,6 +21,8 @@ __all__ = ["READERS", "read_checkpoint", "sniff"]
 # that a reader's optional dependencies load only when its format is read
 READERS: Final[dict[str, str]] = {
     "torch": "torch_file:read_torch_file",
+    "tf1-checkpoint": "tf_checkpoint:read_tf_checkpoint",
+    "haiku-pickle": "haiku_pickle:read_haiku_pickle",
 }
 
 

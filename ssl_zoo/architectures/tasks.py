@@ -1,0 +1,69 @@
+"""What ``ssl_zoo.load(..., task=...)`` builds for architectures that are not plain timm backbones.
+
+- ``task="classification"`` (default): a backbone. A 2-D U-Net gives its encoder (a timm ResNet with the
+  encoder's weights), a 3-D UNet3D its contracting half (pooled features ``(N, 512)``).
+- ``task="segmentation"``: an ``smp.Unet`` (encoder, decoder and head from a U-Net folder; for a backbone entry,
+  the backbone as encoder and a fresh decoder), or the whole UNet3D.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import SslZooError
+from . import get_arch
+
+TASKS = ("classification", "segmentation")
+
+
+class UnknownTaskError(SslZooError, ValueError):
+    """A ``task=`` that ssl_zoo does not build."""
+
+
+def check_task(task: str) -> None:
+    """Raise ``UnknownTaskError`` unless ``task`` is one of ``TASKS``."""
+    if task not in TASKS:
+        raise UnknownTaskError(f"unknown task {task!r}: pass task='classification' or task='segmentation'")
+
+
+def backbone_part(arch: str, weights: dict[str, torch.Tensor]) -> tuple[str, dict[str, torch.Tensor]]:
+    """The backbone architecture and tensors: a U-Net's encoder (``encoder.`` stripped), anything else unchanged."""
+    spec = get_arch(arch)
+    if spec.kind != "smp-unet":
+        return arch, weights
+    from .unet import part
+
+    return spec.encoder, part(weights, "encoder")
+
+
+def segmentation_model(arch: str, weights: dict[str, torch.Tensor], *, classes: int, in_chans: int) -> nn.Module:
+    """An ``smp.Unet`` for ``classes`` outputs: from a U-Net folder's parts, or around a backbone's weights."""
+    from .unet import segmentation_unet
+
+    spec = get_arch(arch)
+    encoder = spec.encoder if spec.kind == "smp-unet" else spec.name
+    return segmentation_unet(encoder, weights, classes=classes, in_chans=in_chans, unet_file=spec.kind == "smp-unet")
+
+
+def unet3d_model(weights: dict[str, torch.Tensor], *, task: str, classes: int, num_classes: int) -> nn.Module:
+    """Models Genesis' UNet3D (segmentation) or its encoder (classification), in eval mode.
+
+    The file's output layer is kept when ``classes`` matches it; a new classification head (``num_classes``) and
+    a different output layer are freshly initialised.
+    """
+    from .unet3d import HEAD_PREFIX, UNet3D, UNet3DEncoder, encoder_weights
+
+    if task == "classification":
+        model: nn.Module = UNet3DEncoder(num_classes)
+        model.load_state_dict({**encoder_weights(weights), **_state(model.fc, "fc.")}, strict=True)
+        return model.eval()
+    model = UNet3D(classes)
+    keep = {k: v for k, v in weights.items() if not k.startswith(HEAD_PREFIX) or v.shape[0] == classes}
+    model.load_state_dict({**_state(model.out_tr, HEAD_PREFIX), **keep}, strict=True)
+    return model.eval()
+
+
+def _state(module: nn.Module, prefix: str) -> dict[str, torch.Tensor]:
+    """A freshly initialised module's own tensors under ``prefix`` (so the strict load covers every key)."""
+    return {prefix + k: v for k, v in module.state_dict().items()}

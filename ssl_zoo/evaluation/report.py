@@ -1,0 +1,27 @@
+"""The record of a protocol run over trials, and its files: ``<protocol>.json`` and ``splits.json``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from .data import Samples
+from .results import write_json
+from .splits import write_splits
+from .stats import summarize
+
+
+def trials_record(protocol: str, model: Any, parts: dict[str, Samples], runs: list[dict], *, seed: int,
+                  label_fraction: float, metrics: Sequence[str]) -> dict[str, Any]:
+    """Per-trial results (without their index lists) and ``stats.summarize`` of each test metric."""
+    return {"protocol": protocol, "model": str(model), "task": parts["train"].task, "seed": seed,
+            "label_fraction": label_fraction, "sizes": {k: len(v) for k, v in parts.items()},
+            "trials": [{k: v for k, v in r.items() if k != "train_indices"} for r in runs],
+            "summary": {m: summarize([r["test"][m] for r in runs]) for m in metrics}}
+
+
+def save_trials(out_dir: str | Path, filename: str, record: dict, index: dict, runs: list[dict]) -> None:
+    """Write ``record`` and the split indices with each trial's label-fraction subset."""
+    write_splits(out_dir, {"seed": record["seed"], "splits": index, "label_fraction": record["label_fraction"],
+                           "train_subsets": [r["train_indices"] for r in runs]})
+    write_json(Path(out_dir) / filename, record)

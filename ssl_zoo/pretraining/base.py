@@ -1,0 +1,146 @@
+"""What every pre-training method gives the loop, and the table of methods by name.
+
+A method is an ``nn.Module`` whose ``forward(batch, progress)`` returns the loss and its named parts; the
+loop knows nothing else about it. ``views`` turns one [0, 1] image into the tensors one sample of the
+method's batch holds (its augmentations); it runs in the data loader with torch's RNG seeded per sample,
+so a resumed run sees the same views.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..errors import SslZooError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# method name -> module under ssl_zoo.pretraining that defines it (imported on use).
+METHOD_MODULES = {
+    "moco-v2": "contrastive", "simclr": "contrastive", "byol": "contrastive", "swav": "contrastive",
+    "barlow-twins": "contrastive", "dira": "dira", "magical": "magical",
+    "chaitanya-global": "chaitanya", "chaitanya-local": "chaitanya", "spark": "spark",
+}
+
+
+class UnknownMethodError(SslZooError, KeyError):
+    """A pre-training method name that does not exist."""
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """One optimiser over a set of parameters: ``kind`` is "sgd", "adam" or "adamw"."""
+
+    params: list[nn.Parameter]
+    kind: str
+    lr: float
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+@dataclass(frozen=True)
+class MethodSettings:
+    """What shapes a method's networks and views; ``options`` overrides the method's own ``defaults``."""
+
+    arch: str = "resnet50"
+    image_size: int = 224
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class Method(nn.Module):
+    """Base class: subclasses set the class attributes and implement ``views`` and ``forward``."""
+
+    name: ClassVar[str]
+    paper: ClassVar[str] = ""
+    lr: ClassVar[float] = 0.03
+    optimizer: ClassVar[str] = "sgd"
+    weight_decay: ClassVar[float] = 1e-4
+    defaults: ClassVar[dict[str, Any]] = {}
+    unused_parameters: ClassVar[bool] = False  # DDP must look for parameters without gradient
+    needs_volumes: ClassVar[bool] = False  # samples must carry their volume and slice position
+
+    def __init__(self, settings: MethodSettings):
+        super().__init__()
+        unknown = sorted(set(settings.options) - set(self.defaults))
+        if unknown:
+            raise UnknownMethodError(f"{self.name} has no option(s) {unknown}; options: {sorted(self.defaults)}")
+        self.settings = settings
+        self.opts = {**self.defaults, **settings.options}
+
+    def views(self, image: torch.Tensor, meta: dict[str, float]) -> dict[str, torch.Tensor]:
+        """The tensors of one sample from a (C, H, W) image in [0, 1]."""
+        raise NotImplementedError
+
+    def forward(self, batch: dict[str, torch.Tensor], progress: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(loss, named loss parts) for a batch on the device; ``progress`` ∈ [0, 1] through training."""
+        raise NotImplementedError
+
+    def encoder(self) -> nn.Module:
+        """The trained backbone, whose state dict has the timm/torchvision key names."""
+        raise NotImplementedError
+
+    def unet(self) -> nn.Module | None:
+        """The trained smp U-Net for methods that keep their decoder."""
+        return None
+
+    def fast_parts(self) -> list[nn.Module]:
+        """The modules worth ``torch.compile`` (the convolutional networks, not queues or EMA code)."""
+        return [self.encoder()]
+
+    def optimizers(self, lr: float | None, weight_decay: float | None) -> list[OptimizerSpec]:
+        """Default: one optimiser of the method's kind over every trainable parameter."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        wd = self.weight_decay if weight_decay is None else weight_decay
+        return [OptimizerSpec(params, self.optimizer, lr or self.lr, wd)]
+
+    @torch.no_grad()
+    def after_step(self, progress: float) -> None:
+        """Work after each optimiser step (momentum encoders, queues); nothing by default."""
+
+    def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        """(momentum twin, online network) pairs: MoCo's key encoder, BYOL's target; none by default."""
+        return []
+
+    def reset_targets(self) -> None:
+        """Copy the online networks into their momentum twins (after loading initial weights)."""
+        for twin, online in self.momentum_pairs():
+            twin.load_state_dict(online.state_dict())
+
+
+class UNetMethod(Method):
+    """A method that trains an smp U-Net ``self.net``: its encoder is the backbone, the U-Net is kept too."""
+
+    net: nn.Module
+
+    def encoder(self) -> nn.Module:
+        return self.net.encoder
+
+    def unet(self) -> nn.Module:
+        return self.net
+
+    def fast_parts(self) -> list[nn.Module]:
+        return [self.net]
+
+
+def method_class(name: str) -> type[Method]:
+    """The class of method ``name``.
+
+    Raises:
+        UnknownMethodError: For a name not in ``METHOD_MODULES``.
+    """
+    if name not in METHOD_MODULES:
+        raise UnknownMethodError(f"unknown pre-training method {name!r}; choose one of {sorted(METHOD_MODULES)}")
+    module = importlib.import_module(f".{METHOD_MODULES[name]}", __package__)
+    return module.METHODS[name]
+
+
+def build_method(name: str, settings: MethodSettings) -> Method:
+    """A new method ``name`` with randomly initialised networks."""
+    return method_class(name)(settings)

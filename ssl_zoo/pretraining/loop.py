@@ -1,0 +1,237 @@
+"""The one training loop of every pre-training method.
+
+bf16 autocast and channels_last on CUDA (``runtime.Speed``), optional ``torch.compile`` of the method's
+networks, gradient clipping, a per-step cosine schedule with linear warm-up, atomic resumable checkpoints,
+a typed stop on a non-finite loss, a tqdm bar with loss and images/s, single process or torchrun DDP.
+The loss is read back from the device only every ``log_every`` steps, so the GPU is not stalled each step.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..errors import SslZooError
+from ..runtime import Distributed, Speed
+from . import checkpoint
+from .base import Method, OptimizerSpec
+from .data import ResumableBatches, ViewDataset, batches_per_epoch
+
+
+class NonFiniteLossError(SslZooError, FloatingPointError):
+    """The loss became NaN or infinite; the last checkpoint is from before it."""
+
+
+# Settings a resumed run must share with the checkpoint: they decide the data order and the schedule.
+RESUME_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "clip", "seed")
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """How long and how a method trains; ``lr``/``weight_decay`` None take the method's defaults."""
+
+    epochs: int
+    batch_size: int
+    lr: float | None = None
+    weight_decay: float | None = None
+    warmup_epochs: float = 0.0
+    clip: float | None = 3.0
+    seed: int = 0
+    checkpoint_every: int = 500
+    log_every: int = 10
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports: the loss of every step, and its speed."""
+
+    losses: list[float] = field(default_factory=list)
+    steps: int = 0
+    seconds: float = 0.0
+    images: int = 0
+
+    @property
+    def final_loss(self) -> float:
+        tail = self.losses[-max(1, min(10, len(self.losses) // 10)):]
+        return sum(tail) / len(tail) if tail else math.nan
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds else 0.0
+
+
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then a half cosine from 1 to 0 at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def make_optimizer(spec: OptimizerSpec) -> torch.optim.Optimizer:
+    if spec.kind == "sgd":
+        return torch.optim.SGD(spec.params, lr=spec.lr, momentum=0.9, weight_decay=spec.weight_decay)
+    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    return kinds[spec.kind](spec.params, lr=spec.lr, betas=spec.betas, weight_decay=spec.weight_decay)
+
+
+def train(method: Method, dataset: ViewDataset, run_dir: Path, settings: LoopSettings, speed: Speed,
+          dist: Distributed = Distributed(), *, resume: bool = False,
+          signature: dict[str, Any] | None = None) -> TrainResult:
+    """Train ``method`` on ``dataset``, checkpointing into ``run_dir``.
+
+    Args:
+        method: The method (random or already initialised networks), on the CPU.
+        dataset: Its views of the training data.
+        run_dir: Where ``checkpoint.pt`` lives.
+        settings: Epochs, batch size (global, over all processes), schedule, clipping.
+        speed: Device, precision, memory format, compile, workers.
+        dist: This process's place in a torchrun job.
+        resume: Continue from ``run_dir/checkpoint.pt``.
+        signature: Settings a resumed checkpoint must share with this run.
+
+    Returns:
+        The loss history and speed of this run (the history includes resumed steps).
+
+    Raises:
+        NonFiniteLossError: When the loss becomes NaN or infinite.
+        ResumeError: When ``resume`` finds no matching checkpoint.
+    """
+    per_rank = settings.batch_size // dist.world_size
+    steps_per_epoch = batches_per_epoch(len(dataset), per_rank * dist.world_size)
+    total = steps_per_epoch * settings.epochs
+    warmup = round(settings.warmup_epochs * steps_per_epoch)
+    signature = {**(signature or {}), **{k: getattr(settings, k) for k in RESUME_KEYS}, "world_size": dist.world_size}
+    model, optimizers = _prepare(method, settings, speed, dist)
+    state = _Resumed(losses=[], step=0)
+    if resume:
+        state = _restore(method, optimizers, checkpoint.load(run_dir, signature))
+    run = _Run(method, model, optimizers, speed, dist, settings, run_dir, signature, total, warmup)
+    return run.loop(dataset, state, steps_per_epoch, per_rank)
+
+
+@dataclass
+class _Resumed:
+    losses: list[float]
+    step: int
+
+
+def _prepare(method: Method, settings: LoopSettings, speed: Speed, dist: Distributed):
+    method.to(speed.device, memory_format=speed.memory_format).train()
+    if speed.compile:
+        for part in method.fast_parts():
+            part.compile()  # in place: state-dict keys stay those of the model folder
+    optimizers = [make_optimizer(s) for s in method.optimizers(settings.lr, settings.weight_decay)]
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group["base_lr"] = group["lr"]
+    model: nn.Module = method
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [speed.device.index] if speed.device.type == "cuda" else None
+        model = DistributedDataParallel(method, device_ids=ids, find_unused_parameters=method.unused_parameters)
+    return model, optimizers
+
+
+def _restore(method: Method, optimizers: list, state: dict[str, Any]) -> _Resumed:
+    method.load_state_dict(state["method"], strict=True)
+    for opt, opt_state in zip(optimizers, state["optimizers"], strict=True):
+        opt.load_state_dict(opt_state)
+    checkpoint.restore_rng(state["rng"])
+    return _Resumed(losses=list(state["losses"]), step=int(state["step"]))
+
+
+@dataclass
+class _Run:
+    method: Method
+    model: nn.Module
+    optimizers: list
+    speed: Speed
+    dist: Distributed
+    settings: LoopSettings
+    run_dir: Path
+    signature: dict[str, Any]
+    total: int
+    warmup: int
+
+    def loop(self, dataset: ViewDataset, state: _Resumed, steps_per_epoch: int, per_rank: int) -> TrainResult:
+        result = TrainResult(losses=state.losses, steps=state.step)
+        pending: list[torch.Tensor] = []
+        bar = self._bar(state.step)
+        start, step = time.perf_counter(), state.step
+        while step < self.total:
+            epoch, skip = divmod(step, steps_per_epoch)
+            batches = ResumableBatches(len(dataset), per_rank, seed=self.settings.seed, epoch=epoch, skip=skip,
+                                       rank=self.dist.rank, world=self.dist.world_size)
+            # Its own generator: creating a loader must not draw from the global RNG the methods use.
+            loader = DataLoader(dataset, batch_sampler=batches, generator=torch.Generator(),
+                                **self.speed.loader_kwargs())
+            for batch in loader:
+                pending.append(self.step(batch, step))
+                step += 1
+                bar.update(1)
+                result.images += per_rank * self.dist.world_size
+                if step % self.settings.log_every == 0 or step == self.total:
+                    self._flush(pending, result, step, bar, time.perf_counter() - start)
+                if step % self.settings.checkpoint_every == 0 or step == self.total:
+                    self._flush(pending, result, step, bar, time.perf_counter() - start)
+                    self.save(step, result.losses)
+        bar.close()
+        result.steps, result.seconds = step, time.perf_counter() - start
+        return result
+
+    def step(self, batch: dict[str, torch.Tensor], step: int) -> torch.Tensor:
+        factor = lr_factor(step, self.total, self.warmup)
+        for opt in self.optimizers:
+            for group in opt.param_groups:
+                group["lr"] = group["base_lr"] * factor
+        batch = {k: self.speed.batch(v) for k, v in batch.items()}
+        with self.speed.autocast():
+            loss, _parts = self.model(batch, step / max(1, self.total))
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.settings.clip:
+            params = [p for opt in self.optimizers for g in opt.param_groups for p in g["params"]]
+            nn.utils.clip_grad_norm_(params, self.settings.clip, foreach=True)
+        for opt in self.optimizers:
+            opt.step()
+        self.method.after_step((step + 1) / max(1, self.total))
+        return loss.detach().float()
+
+    def _flush(self, pending: list[torch.Tensor], result: TrainResult, step: int, bar, seconds: float) -> None:
+        if not pending:
+            return
+        values = torch.stack(pending).tolist()  # one device sync for the whole interval
+        pending.clear()
+        first = step - len(values)
+        for i, value in enumerate(values):
+            if not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f"the loss became {value} at step {first + i + 1}: lower --lr or --clip, or check the data "
+                    f"for constant images; {self.run_dir / checkpoint.CHECKPOINT} is from before it (--resume)")
+        result.losses.extend(values)
+        bar.set_postfix(loss=f"{values[-1]:.4f}", img_s=f"{result.images / max(seconds, 1e-9):.1f}")
+
+    def save(self, step: int, losses: list[float]) -> None:
+        if not self.dist.is_main:
+            return
+        checkpoint.save(self.run_dir, {
+            "method": self.method.state_dict(),
+            "optimizers": [opt.state_dict() for opt in self.optimizers],
+            "step": step, "losses": list(losses), "rng": checkpoint.rng_state(), "signature": self.signature})
+
+    def _bar(self, initial: int):
+        from tqdm.auto import tqdm
+
+        return tqdm(total=self.total, initial=initial, desc=f"pretrain {self.method.name}", unit="step",
+                    file=sys.stderr, disable=not (self.settings.progress and self.dist.is_main), dynamic_ncols=True)

@@ -1,0 +1,145 @@
+"""A finished run as model folders: the backbone in the registry format, the U-Net beside it, the card.
+
+``RUN_DIR/model/`` is what ``ssl_zoo.load``, ``timm.create_model("local-dir:...")`` and ``ssl-zoo publish``
+take: timm key names, exactly the head-less architecture's keys (checked like a conversion), a timm
+``config.json`` and a model card that records the training. U-Net methods also write ``RUN_DIR/unet/``: the
+whole smp U-Net (``encoder.*``, ``decoder.*``, ``segmentation_head.*``) with ``ssl_zoo.parts`` in its config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import __version__
+from ..architectures import ArchSpec, get_arch, trunk_shapes
+from ..atomic import copy_atomic
+from ..convert import normalize_tensor, unshare, validate
+from ..folder import write_folder
+
+CURVE = "loss_curve.png"
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """What the card says about the run."""
+
+    method: str
+    paper: str
+    data: str
+    epochs: int
+    batch_size: int
+    steps: int
+    final_loss: float
+    init: str
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+def backbone_tensors(module: nn.Module, arch: str, name: str) -> dict[str, torch.Tensor]:
+    """The backbone's state dict, float32 and contiguous, checked against the architecture's exact key set."""
+    tensors = {k: normalize_tensor(k, v.cpu()) for k, v in module.state_dict().items()}
+    validate(tensors, trunk_shapes(arch), name, get_arch(arch))
+    return unshare(tensors)
+
+
+def pretrained_cfg(spec: ArchSpec, record: TrainingRecord) -> dict[str, Any]:
+    """timm's ``pretrained_cfg`` (only keys timm accepts) for the run's input size and normalisation."""
+    side = record.image_size
+    return {"input_size": [3, side, side], "interpolation": "bilinear", "crop_pct": 1.0, "crop_mode": "center",
+            "mean": list(record.mean), "std": list(record.std), "num_classes": 0,
+            "pool_size": [max(1, side // 32)] * 2, "first_conv": spec.first_conv, "classifier": spec.classifier,
+            "description": f"{record.method} pre-trained with ssl_zoo on {record.data}"}
+
+
+def config(spec: ArchSpec, record: TrainingRecord, weights_sha256: str, parts: list[str]) -> dict[str, Any]:
+    """``config.json``: timm's fields (a U-Net folder names ``unet-<encoder>``, as ``architectures/unet.py``)."""
+    return {
+        "architecture": spec.timm_name if parts == ["backbone"] else f"unet-{spec.name}",
+        "num_classes": 0, "num_features": spec.num_features, "global_pool": "avg",
+        "pretrained_cfg": pretrained_cfg(spec, record),
+        "ssl_zoo": {"name": f"{record.method}-pretrained", "method": record.method, "version": __version__,
+                    "weights_sha256": weights_sha256, "parts": parts, "training": _training(record)},
+    }
+
+
+def _training(record: TrainingRecord) -> dict[str, Any]:
+    return {"data": record.data, "epochs": record.epochs, "batch_size": record.batch_size, "steps": record.steps,
+            "final_loss": record.final_loss, "init": record.init, "image_size": record.image_size}
+
+
+def card(spec: ArchSpec, record: TrainingRecord, weights_sha256: str, what: str) -> str:
+    """The README.md: a Hub model card that records the training run and how to load the result."""
+    tag = record.method.replace(" ", "-").lower()
+    return f"""---
+license: other
+license_name: set-by-the-data-owner
+library_name: timm
+pipeline_tag: image-feature-extraction
+tags:
+- image-feature-extraction
+- timm
+- ssl_zoo
+- {tag}
+---
+
+# {record.method} {spec.name}, pre-trained with ssl_zoo
+
+{what}
+
+- **Method / paper:** {record.method}, {record.paper}
+- **Training data:** `{record.data}`
+- **Epochs / batch / steps:** {record.epochs} / {record.batch_size} / {record.steps}
+- **Initialised from:** {record.init}
+- **Final loss:** {record.final_loss:.6g} (mean of the last steps)
+- **Input:** {record.image_size}x{record.image_size}, mean {list(record.mean)}, std {list(record.std)}
+- **Weights sha256 (model.safetensors):** `{weights_sha256}`
+
+![loss curve]({CURVE})
+
+## How to load
+```python
+import ssl_zoo
+model = ssl_zoo.load("path/to/this/folder")          # pooled features
+import timm
+model = timm.create_model("local-dir:path/to/this/folder", pretrained=True)
+```
+The licence of these weights is the licence of the training data: set it before publishing.
+"""
+
+
+def write_model_folder(dest: Path, tensors: dict[str, torch.Tensor], spec: ArchSpec, record: TrainingRecord,
+                       parts: list[str], what: str, curve: Path | None) -> Path:
+    """Write one folder atomically with ``write_folder``, then add the loss curve beside its card."""
+    metadata = {"format": "pt", "name": f"{record.method}-pretrained", "arch": spec.name,
+                "method": record.method, "ssl_zoo_version": __version__}
+
+    def texts(sha: str) -> tuple[dict, str]:
+        return config(spec, record, sha, parts), card(spec, record, sha, what)
+
+    write_folder(dest, tensors, metadata, texts)
+    if curve is not None and curve.is_file():
+        copy_atomic(curve, dest / CURVE)
+    return dest
+
+
+def write_outputs(method: nn.Module, run_dir: Path, record: TrainingRecord, curve: Path | None) -> dict[str, Path]:
+    """``RUN_DIR/model`` (backbone) and, for U-Net methods, ``RUN_DIR/unet`` (encoder + decoder + head)."""
+    arch = method.settings.arch
+    spec = get_arch(arch)
+    tensors = backbone_tensors(method.encoder(), arch, record.method)
+    written = {"model": write_model_folder(run_dir / "model", tensors, spec, record, ["backbone"],
+                                           "The backbone (no classifier): pooled features.", curve)}
+    unet = method.unet()
+    if unet is not None:
+        full = unshare({k: normalize_tensor(k, v.cpu()) for k, v in unet.state_dict().items()})
+        written["unet"] = write_model_folder(  # the U-Net folder format of ssl_zoo/architectures/unet.py
+            run_dir / "unet", full, spec, record, ["encoder", "decoder", "segmentation_head"],
+            "The whole U-Net with segmentation_models_pytorch key names (encoder.*, decoder.*, "
+            "segmentation_head.*); load it into smp.Unet(...) strictly.", curve)
+    return written

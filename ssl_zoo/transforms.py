@@ -1,0 +1,228 @@
+"""``ssl_zoo.transforms(name)``: the input pipeline an entry's network expects, as one callable.
+
+The callable takes a PIL image, a numpy array or a torch tensor and returns a float32 tensor ``(C, H, W)``
+(``(C, D1, D2, D3)`` for a 3-D entry) ready for the model. Steps, in order:
+
+1. intensities to [0,1]: clip to the entry's ``window`` and map it to [0,1] (CT in Hounsfield units); without a
+   window, ``uint8`` is divided by 255, other integer types (a DICOM pixel array, 16-bit PNG) and floats outside
+   [0,1] are min-max scaled over the image, floats already in [0,1] are kept;
+2. channels: colour reduced to luminance for grayscale entries (or when ``in_chans=1``);
+3. geometry (2-D only): resize the shorter side and center-crop at evaluation, random-resized-crop and
+   horizontal flip for training;
+4. histogram equalisation when the recipe has it, then scaling to ``value_range``;
+5. mean/std normalisation, and replication of one channel to the network's channel count.
+
+Reading the file is the caller's job: a DICOM MONOCHROME1 image must be inverted before it gets here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import types
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from .errors import ModelFolderError, SslZooError
+from .registry import Preprocessing, get_entry
+from .registry.schema import parse_preprocessing
+
+if TYPE_CHECKING:
+    import torch
+
+CONFIG_FILE = "config.json"
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, what PIL's convert("L") uses
+
+
+class ImageInputError(SslZooError, ValueError):
+    """An input a transform cannot read as an image or a volume."""
+
+
+def transforms(name_or_path: str | Path, *, train: bool = False, in_chans: int | None = None) -> Callable[[Any], "torch.Tensor"]:
+    """The preprocessing of a registry entry or a model folder, as a callable.
+
+    Args:
+        name_or_path: A registry name (``"moco-cxr-d121"``) or a model folder holding ``config.json``.
+        train: Random-resized-crop and horizontal flip instead of resize and center crop.
+        in_chans: Channels of the output; default the entry's ``input_size[0]``. ``1`` keeps X-rays one-channel
+            for a model loaded with ``in_chans=1``.
+
+    Returns:
+        A function from a PIL image, a numpy array ((H, W), (H, W, C), or a volume for 3-D entries) or a torch
+        tensor ((H, W) or (C, H, W)) to a float32 tensor.
+
+    Example:
+        >>> tf = ssl_zoo.transforms("moco-cxr-d121")
+        >>> tf(pixel_array).shape
+        torch.Size([3, 224, 224])
+    """
+    pre = preprocessing_of(name_or_path)
+    channels = in_chans or pre.input_size[0]
+    if channels not in (1, 3):
+        raise ImageInputError(f"in_chans must be 1 or 3, got {channels}: pass in_chans=1 or leave it unset")
+    return _Pipeline(pre, train, channels)
+
+
+def preprocessing_of(name_or_path: str | Path) -> Preprocessing:
+    """The ``Preprocessing`` record of a registry name or of a model folder's ``config.json``."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        return _folder_preprocessing(path)
+    return get_entry(str(name_or_path)).preprocessing
+
+
+def preprocessing_record(pre: Preprocessing) -> dict[str, Any]:
+    """The JSON form of ``pre`` that model folders keep as ``config.json["ssl_zoo"]["preprocessing_record"]``."""
+    return dataclasses.asdict(pre)
+
+
+def _folder_preprocessing(folder: Path) -> Preprocessing:
+    config_path = folder / CONFIG_FILE
+    if not config_path.is_file():
+        raise ModelFolderError(f"{folder} has no {CONFIG_FILE}: pass a model folder written by ssl_zoo or a registry name")
+    config = json.loads(config_path.read_text())
+    block = config.get("ssl_zoo", {})
+    if isinstance(block.get("preprocessing_record"), dict):
+        return parse_preprocessing(str(config_path), block["preprocessing_record"])
+    if block.get("name"):
+        return get_entry(block["name"]).preprocessing
+    return _from_timm_cfg(config.get("pretrained_cfg", {}))
+
+
+def _from_timm_cfg(cfg: dict[str, Any]) -> Preprocessing:
+    """A folder written by timm alone: its ``pretrained_cfg`` has size, crop fraction and mean/std."""
+    size = tuple(cfg.get("input_size", (3, 224, 224)))
+    crop_pct = cfg.get("crop_pct", 1.0)
+    return Preprocessing(input_size=size, mean=tuple(cfg["mean"]) if "mean" in cfg else None,
+                         std=tuple(cfg["std"]) if "std" in cfg else None,
+                         interpolation=cfg.get("interpolation", "bilinear"),
+                         resize=round(size[-1] / crop_pct) if crop_pct < 1.0 else None)
+
+
+class _Pipeline:
+    """The callable ``transforms`` returns; a class so it pickles into DataLoader workers."""
+
+    def __init__(self, pre: Preprocessing, train: bool, channels: int) -> None:
+        self.pre, self.train, self.channels = pre, train, channels
+
+    def __repr__(self) -> str:
+        return f"ssl_zoo.transforms({self.pre.describe()}, train={self.train}, channels={self.channels})"
+
+    def __call__(self, image: Any) -> "torch.Tensor":
+        x = to_unit_tensor(image, self.pre.window, self.pre.spatial_dims)
+        if self.pre.grayscale or self.channels == 1:
+            x = to_luminance(x)
+        if self.pre.spatial_dims == 2:
+            x = self._geometry(x)
+        if self.pre.histogram_equalize:
+            x = equalize_histogram(x)
+        x = x * self.pre.value_scale
+        if x.shape[0] != self.channels:
+            x = x.expand(self.channels, *x.shape[1:]).contiguous()
+        if self.pre.normalized:
+            x = normalize(x, self.pre.mean, self.pre.std)
+        return x
+
+    def _geometry(self, x: "torch.Tensor") -> "torch.Tensor":
+        from torchvision.transforms import InterpolationMode, v2
+
+        mode = InterpolationMode(self.pre.interpolation)
+        size = list(self.pre.input_size[1:])
+        if self.train:
+            steps = [v2.RandomResizedCrop(size, interpolation=mode, antialias=True), v2.RandomHorizontalFlip()]
+        else:
+            steps = [v2.Resize(self.pre.resize or min(size), interpolation=mode, antialias=True), v2.CenterCrop(size)]
+        return v2.Compose(steps)(x).clamp_(0.0, 1.0)  # bicubic overshoots; equalisation expects [0,1]
+
+
+def to_unit_tensor(image: Any, window: tuple[float, float] | None, spatial_dims: int = 2) -> "torch.Tensor":
+    """``image`` as a float32 channels-first tensor with intensities in [0,1] (step 1 of the module doc)."""
+    import numpy as np
+    import torch
+
+    array = _as_array(image)
+    if array.ndim == spatial_dims:
+        array = array[None]
+    elif spatial_dims == 2 and array.ndim == 3 and array.shape[-1] in (1, 3, 4) and not isinstance(image, torch.Tensor):
+        array = np.moveaxis(array, -1, 0)  # (H, W, C) images from PIL/numpy
+    if array.ndim != spatial_dims + 1:
+        raise ImageInputError(f"expected a {spatial_dims}-D image (optionally with channels), got shape {array.shape}")
+    if array.shape[0] == 4:
+        array = array[:3]  # alpha carries no intensity
+    values = torch.from_numpy(_scale_to_unit(array, window).astype(np.float32, copy=False))
+    return values
+
+
+def _as_array(image: Any) -> Any:
+    import numpy as np
+    import torch
+
+    if isinstance(image, torch.Tensor):
+        return image.detach().cpu().numpy()
+    if isinstance(image, np.ndarray):
+        return image
+    if hasattr(image, "mode") and hasattr(image, "convert"):  # a PIL image, without importing PIL up front
+        keep = ("L", "RGB", "I", "I;16", "F")
+        return np.asarray(image if image.mode in keep else image.convert("RGB"))
+    raise ImageInputError(f"cannot read {type(image).__name__} as an image: pass a PIL image, a numpy array or a tensor")
+
+
+def _scale_to_unit(array: Any, window: tuple[float, float] | None) -> Any:
+    import numpy as np
+
+    if array.dtype == np.bool_:
+        return array.astype(np.float32)
+    if window is not None:
+        low, high = window
+        return (np.clip(array.astype(np.float64), low, high) - low) / (high - low)
+    if array.dtype == np.uint8:
+        return array / 255.0
+    values = array.astype(np.float64)
+    if np.issubdtype(array.dtype, np.floating) and values.min() >= 0.0 and values.max() <= 1.0:
+        return values
+    low, high = values.min(), values.max()
+    return (values - low) / (high - low) if high > low else np.zeros_like(values)
+
+
+def to_luminance(x: "torch.Tensor") -> "torch.Tensor":
+    """One channel: colour weighted as PIL's ``convert("L")``, a single channel kept."""
+    if x.shape[0] == 1:
+        return x
+    weights = x.new_tensor(LUMA).view(3, *([1] * (x.dim() - 1)))
+    return (x * weights).sum(0, keepdim=True)
+
+
+def equalize_histogram(x: "torch.Tensor", bins: int = 256) -> "torch.Tensor":
+    """Histogram equalisation to [0,1]: each value mapped through the image's normalised cumulative histogram.
+
+    CovidPrognosis' ``HistogramNormalize`` does the same with 256 bins and scales the result to [0, 255];
+    the scaling is left to ``value_range`` here.
+    """
+    import numpy as np
+    import torch
+
+    values = x.numpy().ravel().astype(np.float64)
+    counts, edges = np.histogram(values, bins)
+    cdf = np.cumsum(counts).astype(np.float64)
+    equalized = np.interp(values, edges[:-1], cdf / cdf[-1])
+    return torch.from_numpy(equalized.reshape(x.shape).astype(np.float32))
+
+
+def normalize(x: "torch.Tensor", mean: tuple[float, ...], std: tuple[float, ...]) -> "torch.Tensor":
+    """Per-channel ``(x - mean) / std``; a one-channel input uses the average of a three-channel recipe."""
+    if x.shape[0] != len(mean):
+        mean, std = (sum(mean) / len(mean),), (sum(std) / len(std),)
+    shape = (len(mean), *([1] * (x.dim() - 1)))
+    return (x - x.new_tensor(mean).view(shape)) / x.new_tensor(std).view(shape)
+
+
+class _CallableModule(types.ModuleType):
+    """This module shares its name with ``ssl_zoo.transforms()``: once imported, Python binds the package
+    attribute to the module, so the module itself forwards calls to the function."""
+
+    def __call__(self, name_or_path: str | Path, *, train: bool = False, in_chans: int | None = None) -> Callable[[Any], "torch.Tensor"]:
+        return transforms(name_or_path, train=train, in_chans=in_chans)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,73 @@
+"""Linear probe and fine-tune on tiny learnable data with a real ResNet-18 model folder (CPU, 32x32)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ssl_zoo.evaluation.finetune import finetune
+from ssl_zoo.evaluation.probe import C_GRID, linear_probe
+
+from .test_eval_support import learnable_samples, r18_folder  # noqa: F401  (fixture)
+
+# chance is 1/3 for three balanced classes; the probe must clear it by this much
+MARGIN = 0.25
+
+
+def test_c_grid_is_45_log_spaced_values_from_1e_6_to_1e5():
+    assert len(C_GRID) == 45
+    assert C_GRID[0] == pytest.approx(1e-6) and C_GRID[-1] == pytest.approx(1e5)
+    assert np.allclose(np.diff(np.log10(C_GRID)), 11 / 44)
+
+
+def test_linear_probe_beats_chance_and_writes_results(r18_folder, tmp_path):
+    data = learnable_samples(90, classes=3)
+    record = linear_probe(r18_folder, data, out_dir=tmp_path, image_size=32, progress=False)
+    assert record["summary"]["accuracy"]["mean"] > 1 / 3 + MARGIN
+    assert record["trials"][0]["C"] in C_GRID
+    assert len(record["trials"][0]["C_grid_scores"]) == 45
+    written = json.loads((tmp_path / "probe.json").read_text())
+    assert written["sizes"] == {"train": 58, "val": 14, "test": 18}
+    splits = json.loads((tmp_path / "splits.json").read_text())
+    assert sorted(sum(splits["splits"].values(), [])) == list(range(90))
+
+
+def test_linear_probe_reuses_cached_features(r18_folder, tmp_path, monkeypatch):
+    import ssl_zoo.evaluation.features as features
+
+    data = learnable_samples(40)
+    first = linear_probe(r18_folder, data, image_size=32, C=1.0, progress=False)
+    monkeypatch.setattr(features, "compute_features", lambda *a, **k: pytest.fail("features were recomputed"))
+    second = linear_probe(r18_folder, data, image_size=32, C=1.0, progress=False)
+    assert first["summary"] == second["summary"]
+
+
+def test_finetune_beats_chance_with_trials_and_label_fraction(r18_folder, tmp_path):
+    data = learnable_samples(48)
+    record = finetune(r18_folder, data, out_dir=tmp_path, label_fraction=0.5, trials=2, epochs=3, patience=2,
+                      lr=1e-3, batch_size=8, image_size=32, progress=False)
+    # chance is 0.5 for balanced binary labels; AUC above 0.75 on both trials is far from it
+    assert all(t["test"]["auc"] > 0.75 for t in record["trials"])
+    assert record["summary"]["auc"]["n"] == 2
+    splits = json.loads((tmp_path / "splits.json").read_text())
+    assert [len(s) for s in splits["train_subsets"]] == [15, 15]  # half of 30 training images (48 - 10 test - 8 val)
+    assert splits["train_subsets"][0] != splits["train_subsets"][1]  # trial t subsamples with seed + t
+    assert set(splits["train_subsets"][0]) <= set(range(30))
+    assert (tmp_path / "finetune.json").is_file()
+
+
+def test_compare_writes_table_and_label_efficiency_plot(r18_folder, tmp_path):
+    from ssl_zoo.evaluation.compare import compare
+
+    result = compare([r18_folder], learnable_samples(60), tmp_path, protocol="probe", label_fractions=(0.25, 1.0),
+                     trials=2, image_size=32, progress=False)
+    assert [r["label_fraction"] for r in result["rows"]] == [0.25, 1.0]
+    assert all(r["n"] == 2 for r in result["rows"])
+    for name in ("runs.csv", "results.csv", "results.md", "label_efficiency.png", "runs"):
+        assert (tmp_path / name).exists()
+    assert (tmp_path / "label_efficiency.png").stat().st_size > 10_000
+    markdown = (tmp_path / "results.md").read_text().splitlines()
+    assert markdown[0] == "| model | auc @ 25% labels | auc @ 100% labels |" and len(markdown) == 3
+    assert len((tmp_path / "runs.csv").read_text().splitlines()) == 1 + 2 * 2
