@@ -36,7 +36,7 @@ _LAZY = {
     "compare": "evaluation.compare",
     "saliency": "evaluation.saliency",
     "invariance": "evaluation.invariance",
-    "transforms": "transforms",  # the module is made callable: see the end of transforms.py
+    "transforms": "preprocessing",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 
 def fsync_dir(path: Path) -> None:
@@ -17,7 +18,8 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _atomic(path: Path, write) -> None:
+def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Create ``path`` atomically with the bytes ``write(file)`` puts in the open binary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -34,7 +36,7 @@ def _atomic(path: Path, write) -> None:
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
-    _atomic(path, lambda fh: fh.write(text.encode()))
+    write_atomic(path, lambda fh: fh.write(text.encode()))
 
 
 def copy_atomic(src: Path, dest: Path) -> None:
@@ -43,4 +45,4 @@ def copy_atomic(src: Path, dest: Path) -> None:
         with open(src, "rb") as fin:
             shutil.copyfileobj(fin, fh, 1 << 20)
 
-    _atomic(dest, write)
+    write_atomic(dest, write)

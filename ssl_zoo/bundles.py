@@ -30,7 +30,7 @@ from typing import Any, BinaryIO, Iterable
 
 from . import __version__, cache
 from .errors import BundleError, ModelFolderError
-from .folder import _replace_dir as replace_dir  # the same swap-in that conversions use
+from .folder import replace_dir  # the same swap-in that conversions use
 from .folder import folder_files, is_complete, verify_folder
 from .hashes import CHUNK, sha256_file
 

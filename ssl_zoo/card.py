@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .architectures import ArchSpec
+from .architectures import ArchSpec, get_arch
 from .registry import Entry
-from .transforms import preprocessing_record
+from .preprocessing import preprocessing_record
 
 # SPDX ids the Hub knows; anything else is published as license: other with its name.
 HUB_LICENSES = {"mit": "mit", "bsd-2-clause": "bsd-2-clause", "bsd-3-clause": "bsd-3-clause",
@@ -89,6 +89,12 @@ REPO_PLACEHOLDER = "ORG/REPO"
 _HUB_REF = re.compile(r"hf-hub:[\w.\-]+/[\w.\-]+")
 
 
+# Architecture kind -> (the Hub's library_name, pipeline_tag): timm backbones extract features; U-Nets segment.
+HUB_LIBRARIES = {"timm": ("timm", "image-feature-extraction"),
+                 "smp-unet": ("segmentation-models-pytorch", "image-segmentation"),
+                 "unet3d": ("pytorch", "image-segmentation")}
+
+
 def card_metadata(entry: Entry) -> dict[str, Any]:
     """The YAML header of the card: the Hub's model-card metadata (library, licence, task, datasets, tags)."""
     license_id = HUB_LICENSES.get(entry.license.lower())
@@ -97,10 +103,11 @@ def card_metadata(entry: Entry) -> dict[str, Any]:
         "license_link": entry.code_url or entry.paper_url}
     text = entry.pretraining_data.lower()
     datasets = [hub_id for key, hub_id in HUB_DATASETS.items() if key in text] or [_slug(entry.pretraining_data)]
-    tags = ["image-feature-extraction", "timm", "ssl_zoo", _slug(entry.method), entry.arch, *entry.tags]
+    library, pipeline = HUB_LIBRARIES[get_arch(entry.arch).kind]
+    tags = [pipeline, library, "ssl_zoo", _slug(entry.method), entry.arch, *entry.tags]
     if entry.non_commercial:
         tags.append("non-commercial")
-    return {**licence, "library_name": "timm", "pipeline_tag": "image-feature-extraction",
+    return {**licence, "library_name": library, "pipeline_tag": pipeline,
             "tags": list(dict.fromkeys(tags)), "datasets": datasets}
 
 
@@ -154,8 +161,16 @@ def _placeholder_note(repo: str) -> str:
     return f"`{REPO_PLACEHOLDER}` below becomes the repository's id when `ssl-zoo publish` uploads this folder.\n\n"
 
 
+def _architecture_line(spec: ArchSpec) -> str:
+    if spec.kind == "timm":
+        return f"{spec.name} backbone (no classifier), {spec.num_features}-d pooled features"
+    return f"{spec.name} with {', '.join(spec.parts)} (smp/Models Genesis key names; not a timm model)"
+
+
 def _how_to_load(entry: Entry, spec: ArchSpec) -> str:
     repo = (entry.hf_repo or REPO_PLACEHOLDER).partition("@")[0]
+    if spec.kind != "timm":
+        return _how_to_load_unet(entry, spec, repo)
     return f"""## How to load
 {_placeholder_note(repo)}With ssl_zoo (checks the sha256 above after downloading):
 ```python
@@ -177,6 +192,29 @@ model.{spec.classifier} = torch.nn.Identity()                  # the file holds 
 model.load_state_dict(safetensors.torch.load_file("model.safetensors"))   # strict: every key must match
 ```
 """
+
+
+def _how_to_load_unet(entry: Entry, spec: ArchSpec, repo: str) -> str:
+    # timm cannot build these: only ssl_zoo (or the architecture's own code) reads the folder.
+    plain = ""
+    if spec.kind == "smp-unet":
+        plain = f"""With segmentation_models_pytorch and safetensors:
+```python
+import safetensors.torch, segmentation_models_pytorch as smp
+state = safetensors.torch.load_file("model.safetensors")
+model = smp.Unet("{spec.encoder}", encoder_weights=None, classes=state["segmentation_head.0.weight"].shape[0])
+model.load_state_dict(state)                                    # strict: every key must match
+```
+"""
+    return f"""## How to load
+{_placeholder_note(repo)}With ssl_zoo (checks the sha256 above after downloading):
+```python
+import ssl_zoo
+model = ssl_zoo.load("{entry.name}", task="segmentation", classes=2)   # the whole network, head resized to 2
+encoder = ssl_zoo.load("{entry.name}")                                  # the encoder as a backbone
+model = ssl_zoo.load("hf-hub:{repo}", task="segmentation")             # this folder, from the Hub
+```
+{plain}"""
 
 
 def model_card(entry: Entry, spec: ArchSpec, prov: Provenance, weights_sha256: str,
@@ -203,7 +241,7 @@ def model_card(entry: Entry, spec: ArchSpec, prov: Provenance, weights_sha256: s
 - **Method / paper:** {entry.method}, [{entry.paper}]({entry.paper_url})
 - **Code:** {entry.code_url}
 - **Pretraining data:** {entry.pretraining_data}
-- **Architecture:** {spec.name} backbone (no classifier), {spec.num_features}-d pooled features
+- **Architecture:** {_architecture_line(spec)}
 
 ## Licence
 {_licence_section(entry)}

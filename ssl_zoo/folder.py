@@ -56,7 +56,7 @@ def write_folder(
         config, card = make_text(sha256_file(tmp / WEIGHTS))
         write_text_atomic(tmp / CONFIG, json.dumps(config, indent=2) + "\n")
         write_text_atomic(tmp / CARD, card)
-        _replace_dir(tmp, dest)
+        replace_dir(tmp, dest)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise DiskFullError(f"no space left writing {dest}: free space or set SSL_ZOO_HOME to a bigger disk") from None
@@ -100,7 +100,8 @@ def _differing_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> list[str
     return differing
 
 
-def _replace_dir(tmp: Path, dest: Path) -> None:
+def replace_dir(tmp: Path, dest: Path) -> None:
+    """Swap the finished folder ``tmp`` in at ``dest`` (replacing any old one) with renames only."""
     # A directory cannot be renamed over a non-empty one: move the old folder aside first.
     old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:8]}"
     if dest.exists():

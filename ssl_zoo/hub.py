@@ -26,7 +26,7 @@ from . import __version__, cache
 from .atomic import write_text_atomic
 from .errors import ChecksumError, DownloadError, HubError, OfflineError, SettingError
 from .folder import REQUIRED, WEIGHTS, is_complete, read_config
-from .folder import _replace_dir as replace_dir  # the same swap-in that conversions use
+from .folder import replace_dir  # the same swap-in that conversions use
 from .hashes import check_digest, recorded_digest, sha256_file
 from .registry import Entry, get_entry
 

@@ -144,6 +144,8 @@ def test_unet_method_keeps_its_decoder(images, tmp_path):
     unet.load_state_dict(ssl_zoo.load_state_dict(written["unet"]), strict=True)
     backbone = ssl_zoo.load(written["model"])
     assert torch.equal(backbone.state_dict()["layer1.0.conv1.weight"], unet.encoder.state_dict()["layer1.0.conv1.weight"])
+    loaded = ssl_zoo.load(written["unet"], task="segmentation", classes=3)  # the whole U-Net, as trained
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in unet.state_dict().items())
 
 
 def _free_port() -> int:

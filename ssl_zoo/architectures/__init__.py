@@ -45,17 +45,27 @@ class ArchSpec:
     parts: tuple[str, ...] = ("backbone",)
 
 
+BACKBONES = (
+    ArchSpec("resnet50", "resnet50", 2048, "fc", "conv1"),
+    ArchSpec("resnet18", "resnet18", 512, "fc", "conv1"),
+    ArchSpec("densenet121", "densenet121", 1024, "classifier", "features.conv0",
+             feature_cfg={"flatten_sequential": True}),
+)
+UNET_PARTS = ("encoder", "decoder", "segmentation_head")
+
+
+def _unet_of(encoder: ArchSpec) -> ArchSpec:
+    """The smp U-Net around ``encoder``; not a timm model: its name is what config.json records as "architecture"."""
+    name = f"unet-{encoder.name}"
+    return ArchSpec(name, name, encoder.num_features, "segmentation_head", f"encoder.{encoder.first_conv}",
+                    kind="smp-unet", encoder=encoder.name, parts=UNET_PARTS)
+
+
 ARCHS: dict[str, ArchSpec] = {
-    "resnet50": ArchSpec("resnet50", "resnet50", 2048, "fc", "conv1"),
-    "resnet18": ArchSpec("resnet18", "resnet18", 512, "fc", "conv1"),
-    "densenet121": ArchSpec(
-        "densenet121", "densenet121", 1024, "classifier", "features.conv0", feature_cfg={"flatten_sequential": True}
-    ),
-    # Not timm models: their names are what config.json records as "architecture".
-    "unet-resnet50": ArchSpec("unet-resnet50", "unet-resnet50", 2048, "segmentation_head", "encoder.conv1",
-                              kind="smp-unet", encoder="resnet50", parts=("encoder", "decoder", "segmentation_head")),
+    **{spec.name: spec for spec in BACKBONES},
+    **{f"unet-{spec.name}": _unet_of(spec) for spec in BACKBONES},  # DiRA, MAGICAL and U-Nets pre-trained here
     "unet3d": ArchSpec("unet3d", "unet3d", 512, "out_tr", "down_tr64.ops.0.conv1", pool_size=(8, 8, 4),
-                       kind="unet3d", parts=("encoder", "decoder", "segmentation_head")),
+                       kind="unet3d", parts=UNET_PARTS),
 }
 
 

@@ -8,13 +8,13 @@ input gives a new key; old files can be deleted at any time.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from .. import cache
+from ..atomic import write_atomic
 from .backbone import Backbone, bar
 from .data import ImageDataset, Samples
 
@@ -67,8 +67,4 @@ def compute_features(model: Any, samples: Samples, transform: Callable, *, speed
 
 
 def _save(path: Path, feats: np.ndarray) -> None:
-    """Atomic: a reader never sees half an array."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
-    np.save(tmp, feats)
-    os.replace(tmp, path)
+    write_atomic(path, lambda fh: np.save(fh, feats))  # a reader never sees half an array

@@ -56,7 +56,7 @@ def build_transform(ref: str, data_cfg: dict, *, image_size: int | None = None, 
         train: The entry's training augmentation (registry pipeline) or a random horizontal flip.
     """
     if image_size is None:
-        from ..transforms import transforms
+        from ..preprocessing import transforms
 
         return transforms(ref, train=train, in_chans=in_chans)
     return SizedTransform(image_size, data_cfg["mean"], data_cfg["std"], train=train)

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ..atomic import _atomic
+from ..atomic import write_atomic
 from ..errors import SslZooError
 
 CHECKPOINT = "checkpoint.pt"
@@ -27,7 +27,7 @@ def save(run_dir: Path, state: dict[str, Any]) -> None:
     """Write ``run_dir/checkpoint.pt`` atomically: a crash mid-write keeps the previous one."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    _atomic(run_dir / CHECKPOINT, lambda fh: fh.write(buffer.getbuffer()))
+    write_atomic(run_dir / CHECKPOINT, lambda fh: fh.write(buffer.getbuffer()))
 
 
 def load(run_dir: Path, signature: dict[str, Any]) -> dict[str, Any]:

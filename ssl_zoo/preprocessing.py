@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
-import types
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -215,14 +213,3 @@ def normalize(x: "torch.Tensor", mean: tuple[float, ...], std: tuple[float, ...]
         mean, std = (sum(mean) / len(mean),), (sum(std) / len(std),)
     shape = (len(mean), *([1] * (x.dim() - 1)))
     return (x - x.new_tensor(mean).view(shape)) / x.new_tensor(std).view(shape)
-
-
-class _CallableModule(types.ModuleType):
-    """This module shares its name with ``ssl_zoo.transforms()``: once imported, Python binds the package
-    attribute to the module, so the module itself forwards calls to the function."""
-
-    def __call__(self, name_or_path: str | Path, *, train: bool = False, in_chans: int | None = None) -> Callable[[Any], "torch.Tensor"]:
-        return transforms(name_or_path, train=train, in_chans=in_chans)
-
-
-sys.modules[__name__].__class__ = _CallableModule
