@@ -25,7 +25,7 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .loopback import _Server  # the same quiet, threaded loopback server as the mirror's
+from .loopback import ServedOnLoopback  # the same quiet, threaded loopback server as the mirror's
 
 LFS_SUFFIXES = (".safetensors",)
 
@@ -94,17 +94,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
 
-class FakeHub:
+class FakeHub(ServedOnLoopback):
     """Serve repositories added with ``add_folder`` on 127.0.0.1 until ``close()``."""
 
     def __init__(self) -> None:
         self._state = _State()
-        handler = type("Handler", (_Handler,), {"state": self._state})
-        self._server = _Server(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-        self._thread.start()
+        super().__init__(type("Handler", (_Handler,), {"state": self._state}))
 
     def add_folder(self, repo_id: str, folder: Path, revision: str = "main",
                    allow_patterns: list[str] | None = None) -> str:
@@ -146,18 +141,6 @@ class FakeHub:
         """(method, path) of every request so far."""
         with self._state.lock:
             return list(self._state.requests)
-
-    def close(self) -> None:
-        """Stop serving and free the port."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeHub:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 @dataclass

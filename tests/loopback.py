@@ -171,8 +171,30 @@ class _Server(ThreadingHTTPServer):
         """A client that hung up (timeouts, dropped connections) is expected here, not an error."""
 
 
-class LoopbackServer:
-    """Serve ``root`` on 127.0.0.1 at an ephemeral port from a daemon thread until ``close()``.
+class ServedOnLoopback:
+    """A request handler class served on 127.0.0.1 at an ephemeral port from a daemon thread until ``close()``."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = _Server(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop serving and free the port."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class LoopbackServer(ServedOnLoopback):
+    """Serve ``root`` at ``<url>/<relative path>``, with the faults set on it.
 
     Args:
         root: the directory whose files are served at ``<url>/<relative path>``.
@@ -180,11 +202,7 @@ class LoopbackServer:
 
     def __init__(self, root: Path) -> None:
         self._state = _State(Path(root))
-        handler = type("Handler", (_Handler,), {"state": self._state})
-        self._server = _Server(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
+        super().__init__(type("Handler", (_Handler,), {"state": self._state}))
 
     @property
     def root(self) -> Path:
@@ -251,15 +269,3 @@ class LoopbackServer:
         with self._state.lock:
             self._state.faults.clear()
             self._state.requests.clear()
-
-    def close(self) -> None:
-        """Stop serving and free the port."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> LoopbackServer:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()

@@ -24,7 +24,7 @@ from .backbone import bar, load_backbone
 from .data import ImageDataset, Samples
 from .metrics import classification_metrics, primary_metric
 from .preprocess import build_transform
-from .report import save_trials, trials_record
+from .report import report_trials
 from .splits import label_fraction as subsample
 from .splits import make_splits
 
@@ -180,8 +180,6 @@ def finetune(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: 
                    "epochs": epochs, "patience": patience, "lr": lr, "batch_size": batch_size, "dist": dist_info}
         runs = [finetune_trial(model, parts, trial_seed=seed + t, fraction=label_fraction, options=options,
                                speed=speed) for t in range(trials)]
-    record = trials_record("finetune", model, parts, runs, seed=seed, label_fraction=label_fraction,
-                           metrics=("accuracy", "auc"))
-    if out_dir is not None and dist_info.is_main:
-        save_trials(out_dir, "finetune.json", record, index, runs)
-    return record
+    return report_trials("finetune", model, parts, index, runs, seed=seed, label_fraction=label_fraction,
+                         metrics=("accuracy", "auc"), out_dir=out_dir if dist_info.is_main else None,
+                         filename="finetune.json")

@@ -21,7 +21,7 @@ from .data import Samples
 from .features import extract_features
 from .metrics import classification_metrics, primary_metric
 from .preprocess import build_transform
-from .report import save_trials, trials_record
+from .report import report_trials
 from .splits import label_fraction as subsample
 from .splits import make_splits
 
@@ -131,8 +131,6 @@ def linear_probe(model: str | Path, data: Samples | dict[str, Samples], *, out_d
              for k, v in parts.items()}
     runs = [probe_features(feats, parts, fraction=label_fraction, seed=seed + t, C=C, progress=progress)
             for t in range(trials)]
-    record = trials_record("linear-probe", model, parts, runs, seed=seed, label_fraction=label_fraction,
-                           metrics=("accuracy", "auc"))
-    if out_dir is not None:
-        save_trials(out_dir, "probe.json", record, index, runs)
-    return record
+    return report_trials("linear-probe", model, parts, index, runs, seed=seed, label_fraction=label_fraction,
+                         metrics=("accuracy", "auc"), out_dir=out_dir,
+                         filename="probe.json")

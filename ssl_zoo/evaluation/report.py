@@ -11,6 +11,16 @@ from .splits import write_splits
 from .stats import summarize
 
 
+def report_trials(protocol: str, model: Any, parts: dict[str, Samples], index: dict, runs: list[dict], *,
+                  seed: int, label_fraction: float, metrics: Sequence[str], out_dir: str | Path | None,
+                  filename: str) -> dict[str, Any]:
+    """The trials' record (``trials_record``), also written to ``out_dir`` as ``filename`` with the splits."""
+    record = trials_record(protocol, model, parts, runs, seed=seed, label_fraction=label_fraction, metrics=metrics)
+    if out_dir is not None:
+        save_trials(out_dir, filename, record, index, runs)
+    return record
+
+
 def trials_record(protocol: str, model: Any, parts: dict[str, Samples], runs: list[dict], *, seed: int,
                   label_fraction: float, metrics: Sequence[str]) -> dict[str, Any]:
     """Per-trial results (without their index lists) and ``stats.summarize`` of each test metric."""

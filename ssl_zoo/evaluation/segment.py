@@ -22,7 +22,7 @@ import numpy as np
 from .backbone import bar
 from .data import Samples, load_item
 from .preprocess import build_transform
-from .report import save_trials, trials_record
+from .report import report_trials
 from .splits import label_fraction as subsample
 from .splits import make_splits
 
@@ -151,8 +151,6 @@ def segment(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: s
                "patience": patience, "lr": lr, "batch_size": batch_size}
     runs = [segment_trial(model, parts, seed=seed + t, fraction=label_fraction, options=options, speed=speed)
             for t in range(trials)]
-    record = trials_record("segmentation", model, parts, runs, seed=seed, label_fraction=label_fraction,
-                           metrics=("dice", "iou"))
-    if out_dir is not None:
-        save_trials(out_dir, "segment.json", record, index, runs)
-    return record
+    return report_trials("segmentation", model, parts, index, runs, seed=seed, label_fraction=label_fraction,
+                         metrics=("dice", "iou"), out_dir=out_dir,
+                         filename="segment.json")

@@ -33,6 +33,10 @@ class _Backboned(Method):
     def encoder(self) -> nn.Module:
         return self.backbone
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise, backbone, projection head."""
+        return self.head(self.backbone(self.normalise(x)))
+
     def transform(self):
         return augment.simclr(self.settings.image_size)
 
@@ -59,7 +63,7 @@ class MoCoV2(_Backboned):
         return augment.moco_v2(self.settings.image_size)
 
     def forward(self, batch, progress):
-        q = self.head(self.backbone(self.normalise(batch["view0"])))
+        q = self.embed(batch["view0"])
         with torch.no_grad():
             k = self.key_head(shuffled_forward(self.key_backbone, self.normalise(batch["view1"])))
         self.queue.hold(k)
@@ -88,9 +92,6 @@ class SimCLR(_Backboned):
     def __init__(self, settings: MethodSettings):
         super().__init__(settings)
         self.head = mlp([self.width, self.width, self.opts["dim"]], batch_norm=True)
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(self.normalise(x)))
 
     def forward(self, batch, progress):
         z1, z2 = (gather_with_grad(self.embed(batch[k])) for k in ("view0", "view1"))
@@ -162,7 +163,7 @@ class SwAV(_Backboned):
             self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
         names = ["view0", "view1", *(f"small{i}" for i in range(self.opts["small_crops"]))]
         crops = [batch[k] for k in names]  # the two large crops first: their codes are the targets
-        scores = [self.prototypes(F.normalize(self.head(self.backbone(self.normalise(c))), dim=1)) for c in crops]
+        scores = [self.prototypes(F.normalize(self.embed(c), dim=1)) for c in crops]
         world_sum = all_reduce_sum if world_size() > 1 else None
         codes = [losses.sinkhorn(s.detach(), self.opts["epsilon"], self.opts["sinkhorn_iterations"], world_sum)
                  for s in scores[:2]]
@@ -185,7 +186,7 @@ class BarlowTwins(_Backboned):
         self.head = mlp([self.width, h, h, h], batch_norm=True)
 
     def forward(self, batch, progress):
-        z1, z2 = (gather_with_grad(self.head(self.backbone(self.normalise(batch[k])))) for k in ("view0", "view1"))
+        z1, z2 = (gather_with_grad(self.embed(batch[k])) for k in ("view0", "view1"))
         loss = losses.barlow_twins_loss(z1, z2, self.opts["lambd"])
         return loss, {"barlow": loss.detach()}
 
