@@ -59,8 +59,8 @@ def import_heavy_modules() -> None:
     import timm  # noqa: F401
     import torch  # noqa: F401
 
-    import ssl_zoo.convert  # noqa: F401
-    import ssl_zoo.download  # noqa: F401
+    import ssl_zoo.converters.convert  # noqa: F401
+    import ssl_zoo.store.download  # noqa: F401
     import ssl_zoo.pulling  # noqa: F401
 
 

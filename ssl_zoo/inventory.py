@@ -1,6 +1,6 @@
 """What the cache holds for each entry, and checking or exporting it.
 
-Everything here reads ``$SSL_ZOO_HOME`` (see ``ssl_zoo.cache``) and never downloads. ``entry_state`` is cheap
+Everything here reads ``$SSL_ZOO_HOME`` (see ``ssl_zoo.store.cache``) and never downloads. ``entry_state`` is cheap
 (file stats only) and imports no torch, so ``ssl-zoo list`` can call it for every entry.
 """
 
@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from . import cache
-from .atomic import copy_atomic
+from .store import cache
+from .store.atomic import copy_atomic
 from .errors import ChecksumError, ModelFolderError
-from .folder import is_complete, missing_files, verify_folder
-from .hashes import check_digest, recorded_digest, sha256_file
+from .modelfolder.files import is_complete, missing_files, verify_folder
+from .store.hashes import check_digest, recorded_digest, sha256_file
 from .registry import Entry, Source, get_entry, list_models
 
 

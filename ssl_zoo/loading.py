@@ -11,8 +11,8 @@ from .architectures import ARCHS, build_backbone, get_arch, to_features_only
 from .architectures.tasks import backbone_part, check_task, segmentation_model, unet3d_model
 from .architectures.tf_same import apply_same_padding
 from .errors import ModelFolderError
-from .folder import read_config, read_weights
-from .hub import HUB_PREFIX, entry_folder, hub_folder
+from .modelfolder.files import read_config, read_weights
+from .sharing.hub import HUB_PREFIX, entry_folder, hub_folder
 from .pulling import pull
 
 LOCAL_PREFIX = "local-dir:"

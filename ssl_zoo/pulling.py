@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from . import cache
+from .store import cache
 from .errors import SslZooError
-from .folder import is_complete
+from .modelfolder.files import is_complete
 from .registry import Entry, get_entry
-from .sources import ensure_source, import_file, user_files
+from .store.sources import ensure_source, import_file, user_files
 
 
 # Downloads run in parallel, conversions one at a time: each holds a checkpoint and its output in memory,
@@ -88,7 +88,7 @@ def convert_file(name: str, path: Path) -> Path:
 
 
 def _convert(entry: Entry, path: Path, digest: str) -> Path:
-    from .convert import convert_checkpoint
+    from .converters.convert import convert_checkpoint
 
     with _CONVERTING:
         try:
@@ -134,7 +134,7 @@ def pull_many(names: Iterable[str], *, jobs: int = 4, **options: bool) -> list[P
     Returns:
         One result per name, in the given order.
     """
-    from .download import allow_downloads, stop_all
+    from .store.download import allow_downloads, stop_all
 
     names = [get_entry(n).name for n in names]
     allow_downloads()

@@ -179,8 +179,8 @@ class RecordingHfApi:
 
 def make_model_folder(out_dir: Path, name: str = "supervised-r18") -> Path:
     """A real model folder of registry entry ``name``, converted from its fixture: ``<out_dir>/<name>``."""
-    from ssl_zoo.convert import convert_checkpoint
-    from ssl_zoo.hashes import sha256_file
+    from ssl_zoo.converters.convert import convert_checkpoint
+    from ssl_zoo.store.hashes import sha256_file
     from ssl_zoo.registry import get_entry
 
     from .fixtures import build

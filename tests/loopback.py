@@ -1,6 +1,6 @@
 """A loopback HTTP server for tests: serves ``<root>/<path>`` at ``<url>/<path>``, with injectable faults.
 
-It speaks just enough HTTP for ``ssl_zoo.download``: HEAD and GET, ``Range: bytes=N-`` (206 with
+It speaks just enough HTTP for ``ssl_zoo.store.download``: HEAD and GET, ``Range: bytes=N-`` (206 with
 ``Content-Range``, 416 past the end), ``Content-Length``, ``ETag``. Used as ``SSL_ZOO_MIRROR`` it serves
 ``<root>/<name>/<file>``. Every request is logged, and each path can be given faults that misbehave for a
 number of requests and then stop::

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 import ssl_zoo
-from ssl_zoo import cache, errors
-from ssl_zoo.bundles import MANIFEST
-from ssl_zoo.cli import main
-from ssl_zoo.folder import verify_folder
+from ssl_zoo import errors
+from ssl_zoo.store import cache
+from ssl_zoo.sharing.bundles import MANIFEST
+from ssl_zoo.cli.main import main
+from ssl_zoo.modelfolder.files import verify_folder
 
 from .fakehub import make_model_folder
 

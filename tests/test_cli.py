@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from ssl_zoo import __version__, cache, cli, inventory, registry
-from ssl_zoo.hashes import record_digest
+from ssl_zoo import __version__, inventory, registry
+from ssl_zoo.store import cache
+from ssl_zoo.cli import main as cli
+from ssl_zoo.store.hashes import record_digest
 
 from .conftest import pin
 
@@ -56,8 +58,8 @@ def put_folder(name: str) -> Path:
     import torch
 
     from ssl_zoo.architectures import get_arch
-    from ssl_zoo.card import Provenance, config_dict, model_card
-    from ssl_zoo.folder import write_folder
+    from ssl_zoo.modelfolder.card import Provenance, config_dict, model_card
+    from ssl_zoo.modelfolder.files import write_folder
 
     entry = registry.get_entry(name)
     spec = get_arch(entry.arch)
@@ -133,7 +135,7 @@ def test_list_user_supplied(capsys: pytest.CaptureFixture, private_only: str) ->
 
 
 def test_list_imports_no_framework_and_is_fast(tmp_path: Path) -> None:
-    script = ("import sys; from ssl_zoo.cli import main; rc = main(['list']); "
+    script = ("import sys; from ssl_zoo.cli.main import main; rc = main(['list']); "
               f"print([m for m in {HEAVY!r} if m in sys.modules], file=sys.stderr); sys.exit(rc)")
     env = {**os.environ, cache.HOME_ENV: str(tmp_path), "PYTHONPATH": str(REPO)}
     walls = []
@@ -334,7 +336,7 @@ def test_mirror_export_layout_and_idempotence(capsys: pytest.CaptureFixture, tmp
     target.write_bytes(b"stale")
     assert run(capsys, "mirror", "export", str(mirror), "--models", UNPINNED)[1].splitlines() == [str(target)]
     assert target.read_bytes() == source.read_bytes()
-    from ssl_zoo.sources import source_urls  # the layout SSL_ZOO_MIRROR reads
+    from ssl_zoo.store.sources import source_urls  # the layout SSL_ZOO_MIRROR reads
 
     monkeypatch.setenv(cache.MIRROR_ENV, mirror.as_uri() + "/")
     entry = registry.get_entry(UNPINNED)

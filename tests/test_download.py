@@ -1,4 +1,4 @@
-"""ssl_zoo.download against a loopback HTTP server with injected faults."""
+"""ssl_zoo.store.download against a loopback HTTP server with injected faults."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from types import SimpleNamespace
 import pytest
 from filelock import FileLock
 
-from ssl_zoo import download
-from ssl_zoo.webpages import confirm_url
-from ssl_zoo.download import fetch, normalize_url, show_progress
+from ssl_zoo.store import download
+from ssl_zoo.store.webpages import confirm_url
+from ssl_zoo.store.download import fetch, normalize_url, show_progress
 from ssl_zoo.errors import ChecksumError, DiskFullError, DownloadError, NotACheckpointError
 from tests.loopback import LoopbackServer
 
@@ -446,7 +446,7 @@ def test_stop_all_ends_downloads_in_other_threads_resumably(server, blob, dest, 
 CHILD = """
 import sys, time
 from pathlib import Path
-from ssl_zoo.download import fetch
+from ssl_zoo.store.download import fetch
 go = Path(sys.argv[3])
 while not go.exists():
     time.sleep(0.005)

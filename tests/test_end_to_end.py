@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import ssl_zoo
-from ssl_zoo import cache
+from ssl_zoo.store import cache
 from ssl_zoo.architectures import get_arch
 from ssl_zoo.registry import get_entry
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ssl_zoo.cli import main
+from ssl_zoo.cli.main import main
 
 from .test_eval_support import brightness_images, r18_folder  # noqa: F401  (fixture)
 
@@ -59,7 +59,7 @@ def test_list_does_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys; from ssl_zoo.cli import main; main(['list']); assert 'torch' not in sys.modules"
+    code = "import sys; from ssl_zoo.cli.main import main; main(['list']); assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
 
 

@@ -14,8 +14,9 @@ import pytest
 import torch
 
 import ssl_zoo
-from ssl_zoo import cache, errors
-from ssl_zoo.folder import is_complete
+from ssl_zoo import errors
+from ssl_zoo.store import cache
+from ssl_zoo.modelfolder.files import is_complete
 
 from .conftest import mirror_path, pin
 
@@ -140,19 +141,19 @@ def test_disk_full_during_conversion(mirror, monkeypatch) -> None:
 
 
 def test_interrupt_during_conversion_then_retry(mirror, monkeypatch) -> None:
-    import ssl_zoo.folder
+    import ssl_zoo.modelfolder.files
 
-    real = ssl_zoo.folder._write_weights
+    real = ssl_zoo.modelfolder.files._write_weights
 
     def interrupted(*args, **kwargs):
         real(*args, **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ssl_zoo.folder, "_write_weights", interrupted)
+    monkeypatch.setattr(ssl_zoo.modelfolder.files, "_write_weights", interrupted)
     with pytest.raises(KeyboardInterrupt):
         ssl_zoo.pull("deepcluster-v2")
     assert_nothing_converted("deepcluster-v2")
-    monkeypatch.setattr(ssl_zoo.folder, "_write_weights", real)
+    monkeypatch.setattr(ssl_zoo.modelfolder.files, "_write_weights", real)
     assert is_complete(ssl_zoo.pull("deepcluster-v2"))
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ssl_zoo import errors
-from ssl_zoo.folder import _differing_tensors, is_complete, read_weights, verify_folder, write_folder
+from ssl_zoo.modelfolder.files import _differing_tensors, is_complete, read_weights, verify_folder, write_folder
 
 TENSORS = {"a.weight": torch.randn(3, 4), "b.num_batches_tracked": torch.tensor(7)}
 

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 import ssl_zoo
-from ssl_zoo import cache
+from ssl_zoo.store import cache
 from ssl_zoo.architectures.tf_same import TfSameConv2d, TfSameMaxPool2d, apply_same_padding, tf_same_pads
-from ssl_zoo.convert import convert_state_dict
+from ssl_zoo.converters.convert import convert_state_dict
 from ssl_zoo.converters.families.foreign import TfCreationOrder, tf_creation_order
 from ssl_zoo.converters.readers import read_checkpoint
 from ssl_zoo.converters.readers.haiku_pickle import read_haiku_pickle
@@ -26,7 +26,7 @@ from ssl_zoo.converters.readers.tf_checkpoint import read_tf_checkpoint
 from ssl_zoo.converters.rules import Report
 from ssl_zoo.errors import ConversionError, NotACheckpointError, UnsafePickleError
 from ssl_zoo.registry import get_entry
-from ssl_zoo.sources import user_files
+from ssl_zoo.store.sources import user_files
 
 from .fixtures.foreign import simclr_variables
 from .fixtures.tf_bundle import write_bundle

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import ssl_zoo
-from ssl_zoo import cache
+from ssl_zoo.store import cache
 from ssl_zoo.architectures.tf_same import TfSameConv2d, TfSameMaxPool2d
 from ssl_zoo.converters.readers.tf_checkpoint import read_tf_checkpoint
 from ssl_zoo.registry import get_entry

@@ -18,8 +18,10 @@ import pytest
 import torch
 
 import ssl_zoo
-from ssl_zoo import cache, errors, hub
-from ssl_zoo.folder import read_weights
+from ssl_zoo import errors
+from ssl_zoo.store import cache
+from ssl_zoo.sharing import hub
+from ssl_zoo.modelfolder.files import read_weights
 from ssl_zoo.registry import all_entries
 
 from .conftest import pin

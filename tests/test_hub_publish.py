@@ -15,10 +15,10 @@ import torch
 import ssl_zoo
 from ssl_zoo import __version__, errors
 from ssl_zoo.architectures import get_arch
-from ssl_zoo.card import Provenance, config_dict, model_card
-from ssl_zoo.cli import main
-from ssl_zoo.folder import read_weights
-from ssl_zoo.hashes import sha256_file
+from ssl_zoo.modelfolder.card import Provenance, config_dict, model_card
+from ssl_zoo.cli.main import main
+from ssl_zoo.modelfolder.files import read_weights
+from ssl_zoo.store.hashes import sha256_file
 from ssl_zoo.registry import get_entry, list_models
 
 from .fakehub import FakeHub, RecordingHfApi, make_model_folder

@@ -14,7 +14,7 @@ import torch
 
 import ssl_zoo
 from ssl_zoo.architectures.tasks import UnknownTaskError
-from ssl_zoo.convert import convert_checkpoint, convert_state_dict
+from ssl_zoo.converters.convert import convert_checkpoint, convert_state_dict
 from ssl_zoo.converters.readers import read_checkpoint
 from ssl_zoo.errors import ManualDownloadRequired
 from ssl_zoo.registry import get_entry

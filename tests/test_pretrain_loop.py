@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import ssl_zoo
-from ssl_zoo.cli import main
+from ssl_zoo.cli.main import main
 from ssl_zoo.errors import ModelFolderError
 from ssl_zoo.pretraining import checkpoint
 from ssl_zoo.pretraining.base import MethodSettings, build_method

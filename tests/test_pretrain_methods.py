@@ -75,7 +75,7 @@ def test_spark_backbone_keys_stay_timm_and_bn_is_sparse():
 
 
 def test_cli_offers_every_method():
-    from ssl_zoo.commands.pretraining import METHODS
+    from ssl_zoo.cli.pretraining import METHODS
 
     assert list(METHODS) == list(METHOD_MODULES)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ssl_zoo import errors
-from ssl_zoo.convert import convert_state_dict
+from ssl_zoo.converters.convert import convert_state_dict
 from ssl_zoo.converters.families import get_family
 from ssl_zoo.converters.families.supervised import DENSENET_LEGACY
 from ssl_zoo.converters.rules import DropPrefixes, KeepPrefix, RenameRegex, Report, Unwrap, apply_rules

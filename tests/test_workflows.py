@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ssl_zoo import cache, cli
-from ssl_zoo.folder import is_complete
+from ssl_zoo.store import cache
+from ssl_zoo.cli import main as cli
+from ssl_zoo.modelfolder.files import is_complete
 
 from .conftest import mirror_path
 

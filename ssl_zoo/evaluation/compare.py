@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..atomic import write_text_atomic
+from ..store.atomic import write_text_atomic
 from .data import Samples
 from .plots import label_efficiency_plot, model_label
 from .results import write_csv

@@ -13,8 +13,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import cache
-from ..atomic import write_atomic
+from ..store import cache
+from ..store.atomic import write_atomic
 from .backbone import Backbone, bar
 from .data import ImageDataset, Samples
 

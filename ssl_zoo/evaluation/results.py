@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..atomic import write_text_atomic
+from ..store.atomic import write_text_atomic
 
 
 def clean(value: Any) -> Any:

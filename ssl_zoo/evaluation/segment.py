@@ -62,7 +62,7 @@ class MaskDataset:
 
 def build_unet(ref: str | Path, *, in_chans: int = 3, progress: bool = True) -> tuple[Any, dict]:
     """A one-class ``smp.Unet`` with ``ref`` as encoder (``ssl_zoo.load(task="segmentation")``) and its data config."""
-    from ..folder import read_config
+    from ..modelfolder.files import read_config
     from ..loading import data_cfg_for, load, resolve_folder
 
     folder = resolve_folder(ref, progress=progress)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import write_text_atomic
+from ..store.atomic import write_text_atomic
 from ..errors import DatasetError
 from .data import Samples
 

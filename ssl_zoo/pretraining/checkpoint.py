@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ..atomic import write_atomic
+from ..store.atomic import write_atomic
 from ..errors import SslZooError
 
 CHECKPOINT = "checkpoint.pt"

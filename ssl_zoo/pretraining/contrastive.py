@@ -17,8 +17,18 @@ from torch import nn
 
 from . import augment, losses
 from .base import Method, MethodSettings
-from .parts import (KeyQueue, Normalise, all_reduce_sum, backbone, ema_update, frozen_copy,
-                    gather_with_grad, mlp, shuffled_forward, world_size)
+from .parts import (
+    KeyQueue,
+    Normalise,
+    all_reduce_sum,
+    backbone,
+    ema_update,
+    frozen_copy,
+    gather_with_grad,
+    mlp,
+    shuffled_forward,
+    world_size,
+)
 
 
 class _Backboned(Method):

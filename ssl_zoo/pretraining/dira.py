@@ -21,8 +21,18 @@ from torchvision.transforms import v2
 
 from . import augment, losses
 from .base import MethodSettings, OptimizerSpec, UNetMethod
-from .parts import (KeyQueue, Normalise, PatchDiscriminator, ema_update, frozen_copy, mlp, pooled,
-                    shuffled_forward, unet, unet_forward)
+from .parts import (
+    KeyQueue,
+    Normalise,
+    PatchDiscriminator,
+    ema_update,
+    frozen_copy,
+    mlp,
+    pooled,
+    shuffled_forward,
+    unet,
+    unet_forward,
+)
 
 
 class DiRA(UNetMethod):

@@ -17,9 +17,9 @@ from torch import nn
 
 from .. import __version__
 from ..architectures import ArchSpec, get_arch, trunk_shapes
-from ..atomic import copy_atomic
-from ..convert import normalize_tensor, unshare, validate
-from ..folder import write_folder
+from ..store.atomic import copy_atomic
+from ..converters.convert import normalize_tensor, unshare, validate
+from ..modelfolder.files import write_folder
 
 CURVE = "loss_curve.png"
 

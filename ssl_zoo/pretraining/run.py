@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .. import cache
+from ..store import cache
 from ..errors import ModelFolderError
 from ..runtime import Speed, distributed_session
 from .base import Method, MethodSettings, build_method
@@ -106,7 +106,7 @@ def initialise(method: Method, init: str | Path, *, progress: bool = True) -> No
         ModelFolderError: When the folder's backbone architecture is not the method's.
     """
     from ..architectures.tasks import backbone_part
-    from ..folder import read_config, read_weights
+    from ..modelfolder.files import read_config, read_weights
     from ..loading import folder_arch, resolve_folder
 
     folder = resolve_folder(init, progress=progress)

@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 from typing import Final
 
-from ...webpages import looks_like_html
+from ...store.webpages import looks_like_html
 
 __all__ = ["KINDS", "TORCH_MAGIC_NUMBER", "head_bytes", "is_torchscript_zip", "sniff", "zip_is_intact"]
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from . import cache
 from .atomic import copy_atomic
-from .errors import ManualDownloadRequired, OfflineError
+from ..errors import ManualDownloadRequired, OfflineError
 from .hashes import check_digest, record_digest, recorded_digest, require_pin, sha256_file
-from .registry import Entry, Source
+from ..registry import Entry, Source
 
 
 def source_urls(entry: Entry, source: Source) -> list[str]:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from . import cache
 from .atomic import write_text_atomic
-from .errors import ChecksumError, UnpinnedFileError
-from .registry import Source
+from ..errors import ChecksumError, UnpinnedFileError
+from ..registry import Source
 
 CHUNK = 1 << 20
 

@@ -28,11 +28,12 @@ import uuid
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable
 
-from . import __version__, cache
-from .errors import BundleError, ModelFolderError
-from .folder import replace_dir  # the same swap-in that conversions use
-from .folder import folder_files, is_complete, verify_folder
-from .hashes import CHUNK, sha256_file
+from .. import __version__
+from ..store import cache
+from ..errors import BundleError, ModelFolderError
+from ..modelfolder.files import replace_dir  # the same swap-in that conversions use
+from ..modelfolder.files import folder_files, is_complete, verify_folder
+from ..store.hashes import CHUNK, sha256_file
 
 MANIFEST = "ssl_zoo-bundle.json"
 FORMAT = "ssl_zoo-bundle"

@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .architectures import ArchSpec, get_arch
-from .registry import Entry
-from .preprocessing import preprocessing_record
+from ..architectures import ArchSpec, get_arch
+from ..registry import Entry
+from ..preprocessing import preprocessing_record
 
 # SPDX ids the Hub knows; anything else is published as license: other with its name.
 HUB_LICENSES = {"mit": "mit", "bsd-2-clause": "bsd-2-clause", "bsd-3-clause": "bsd-3-clause",

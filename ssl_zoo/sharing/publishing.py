@@ -23,13 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from . import __version__, cache
-from .card import with_repo_id
-from .errors import PublishError
-from .folder import CARD, folder_files, read_config, verify_folder
-from .hashes import sha256_file
+from .. import __version__
+from ..store import cache
+from ..modelfolder.card import with_repo_id
+from ..errors import PublishError
+from ..modelfolder.files import CARD, folder_files, read_config, verify_folder
+from ..store.hashes import sha256_file
 from .hub import REPO_RE, one_line
-from .registry import all_entries
+from ..registry import all_entries
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def publish(
                            "or use --revision alone to commit to that branch")
     items = [names_or_folders] if isinstance(names_or_folders, (str, Path)) else list(names_or_folders)
     options = {"private": private, "create_pr": create_pr, "revision": revision}
-    from .loading import resolve_folder  # imports torch: only now
+    from ..loading import resolve_folder  # imports torch: only now
 
     folders = [resolve_folder(item, progress=progress) for item in items]
     with _progress_bars(progress):

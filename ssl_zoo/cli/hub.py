@@ -1,6 +1,6 @@
 """``ssl-zoo publish`` and ``ssl-zoo bundle create|install``: the Hub and air-gapped sites.
 
-Parsing and presentation only; the work is in ``ssl_zoo.publishing`` and ``ssl_zoo.bundles``, imported by the
+Parsing and presentation only; the work is in ``ssl_zoo.sharing.publishing`` and ``ssl_zoo.sharing.bundles``, imported by the
 handlers so that ``ssl-zoo list`` stays light.
 """
 
@@ -17,11 +17,11 @@ PUBLISH_COLUMNS = ("REPO", "FILE", "SIZE", "SHA256")
 
 def cmd_publish(args: argparse.Namespace) -> int:
     """``ssl-zoo publish``: upload model folders (or, with --dry-run, print exactly what would be uploaded)."""
-    from ..cli import _progress
-    from ..publishing import publish
+    from .common import progress_enabled
+    from ..sharing.publishing import publish
 
     plans = publish(args.names, namespace=args.namespace, private=args.private, create_pr=args.create_pr,
-                    revision=args.revision, dry_run=args.dry_run, progress=_progress(args))
+                    revision=args.revision, dry_run=args.dry_run, progress=progress_enabled(args))
     records = [{**dataclasses.asdict(p), "folder": str(p.folder)} for p in plans]
     if args.json:
         print(json.dumps(records, indent=2, default=str))
@@ -32,7 +32,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def _print_plan(plan: Any, dry_run: bool) -> None:
-    from ..cli import format_table
+    from .common import format_table
 
     target = f"pull request on {plan.repo_id}" if plan.create_pr else f"{plan.repo_id}@{plan.revision or 'main'}"
     head = "would upload" if dry_run else "uploaded"
@@ -45,33 +45,33 @@ def _print_plan(plan: Any, dry_run: bool) -> None:
 
 def cmd_bundle_create(args: argparse.Namespace) -> int:
     """``ssl-zoo bundle create FILE.tar``: one verifiable archive of model folders."""
-    from ..bundles import create_bundle
-    from ..cli import _note, _progress
-    from ..folder import WEIGHTS
+    from ..sharing.bundles import create_bundle
+    from .common import note, progress_enabled
+    from ..modelfolder.files import WEIGHTS
 
-    manifest = create_bundle(Path(args.file), args.models, progress=_progress(args))
+    manifest = create_bundle(Path(args.file), args.models, progress=progress_enabled(args))
     for name, files in manifest["models"].items():
         print(f"{name}\t{files[WEIGHTS]['sha256']}")
-    _note(args, f"wrote {len(manifest['models'])} model folder(s) to {args.file}; on the offline machine run "
+    note(args, f"wrote {len(manifest['models'])} model folder(s) to {args.file}; on the offline machine run "
                 f"`ssl-zoo bundle install {Path(args.file).name}`")
     return 0
 
 
 def cmd_bundle_install(args: argparse.Namespace) -> int:
     """``ssl-zoo bundle install FILE.tar``: verify every hash, then install the folders into the cache."""
-    from ..bundles import install_bundle
-    from ..cli import _progress
+    from ..sharing.bundles import install_bundle
+    from .common import progress_enabled
 
-    for folder in install_bundle(Path(args.file), progress=_progress(args)):
+    for folder in install_bundle(Path(args.file), progress=progress_enabled(args)):
         print(folder)
     return 0
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``publish`` and ``bundle create|install`` to the ``ssl-zoo`` parser."""
-    from ..cli import _command
+    from .common import add_command
 
-    p = _command(sub, common, "publish", cmd_publish, "upload model folders to the Hugging Face Hub "
+    p = add_command(sub, common, "publish", cmd_publish, "upload model folders to the Hugging Face Hub "
                  "(repo <namespace>/<arch>.<name>; token from HF_TOKEN or `hf auth login`)")
     p.add_argument("names", nargs="+", metavar="NAME_OR_FOLDER",
                    help="registry names (converted first if needed) or model folders, e.g. your fine-tuned ones")
@@ -82,10 +82,10 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="verify and print what would be uploaded; send nothing")
     bundle = sub.add_parser("bundle", help="air-gap bundles of model folders").add_subparsers(
         dest="action", required=True)
-    p = _command(bundle, common, "create", cmd_bundle_create, "write one tar of cached model folders with a "
+    p = add_command(bundle, common, "create", cmd_bundle_create, "write one tar of cached model folders with a "
                  "manifest of their sha256s", json_flag=False)
     p.add_argument("file", metavar="FILE.tar")
     p.add_argument("--models", nargs="+", metavar="NAME", help="default: every complete model folder in the cache")
-    p = _command(bundle, common, "install", cmd_bundle_install, "verify every sha256 of a bundle, then install "
+    p = add_command(bundle, common, "install", cmd_bundle_install, "verify every sha256 of a bundle, then install "
                  "its model folders into the cache (nothing is installed if any check fails)", json_flag=False)
     p.add_argument("file", metavar="FILE.tar")

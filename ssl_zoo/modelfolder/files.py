@@ -15,9 +15,9 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import DiskFullError, ModelFolderError
-from .atomic import fsync_dir, write_text_atomic
-from .hashes import sha256_file
+from ..errors import DiskFullError, ModelFolderError
+from ..store.atomic import fsync_dir, write_text_atomic
+from ..store.hashes import sha256_file
 
 if TYPE_CHECKING:  # torch is imported where tensors are handled, so `ssl-zoo list` can use this module
     import torch

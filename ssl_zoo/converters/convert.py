@@ -6,15 +6,16 @@ from pathlib import Path
 
 import torch
 
-from . import __version__, cache
-from .architectures import ArchSpec, expected_shapes, get_arch
-from .card import Provenance, config_dict, model_card
-from .converters.families import get_family
-from .converters.readers import read_checkpoint
-from .converters.rules import Report, Tensors, apply_rules
-from .errors import ConversionError
-from .folder import write_folder
-from .registry import Entry
+from .. import __version__
+from ..store import cache
+from ..architectures import ArchSpec, expected_shapes, get_arch
+from ..modelfolder.card import Provenance, config_dict, model_card
+from .families import get_family
+from .readers import read_checkpoint
+from .rules import Report, Tensors, apply_rules
+from ..errors import ConversionError
+from ..modelfolder.files import write_folder
+from ..registry import Entry
 
 BATCH_COUNTER = "num_batches_tracked"
 
@@ -102,7 +103,7 @@ def source_framework_facts(entry: Entry, tensors: Tensors, converted: str) -> di
     """For checkpoints of another framework (TF, Haiku): the ``parity`` and ``input_convention`` blocks of
     ``config.json`` (which layers ``load`` pads as TF "SAME", what ``exact=False`` differs by, which copy of
     the weights was converted); empty for torch checkpoints."""
-    from .architectures.tf_same import parity_facts
+    from ..architectures.tf_same import parity_facts
 
     parity = {} if entry.format == "torch" else parity_facts(entry.family, entry.arch, tensors)
     if not parity:

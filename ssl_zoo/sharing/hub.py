@@ -22,13 +22,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from . import __version__, cache
-from .atomic import write_text_atomic
-from .errors import ChecksumError, DownloadError, HubError, OfflineError, SettingError
-from .folder import REQUIRED, WEIGHTS, is_complete, read_config
-from .folder import replace_dir  # the same swap-in that conversions use
-from .hashes import check_digest, recorded_digest, sha256_file
-from .registry import Entry, get_entry
+from .. import __version__
+from ..store import cache
+from ..store.atomic import write_text_atomic
+from ..errors import ChecksumError, DownloadError, HubError, OfflineError, SettingError
+from ..modelfolder.files import REQUIRED, WEIGHTS, is_complete, read_config
+from ..modelfolder.files import replace_dir  # the same swap-in that conversions use
+from ..store.hashes import check_digest, recorded_digest, sha256_file
+from ..registry import Entry, get_entry
 
 HUB_PREFIX = "hf-hub:"
 SOURCES = ("auto", "hub", "upstream")

@@ -28,11 +28,11 @@ from urllib.parse import urlsplit, urlunsplit
 from filelock import FileLock
 from tqdm import tqdm
 
-from ssl_zoo import cache
-from ssl_zoo.atomic import fsync_dir
+from ssl_zoo.store import cache
+from ssl_zoo.store.atomic import fsync_dir
 from ssl_zoo.errors import ChecksumError, DiskFullError, DownloadError, NotACheckpointError
-from ssl_zoo.hashes import hash_file, sha256_file
-from ssl_zoo.webpages import confirm_url, looks_like_html
+from ssl_zoo.store.hashes import hash_file, sha256_file
+from ssl_zoo.store.webpages import confirm_url, looks_like_html
 
 CHUNK = 1 << 16
 RETRY_BASE_DELAY = 0.5  # seconds before the first retry; doubled for each further one

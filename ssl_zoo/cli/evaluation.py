@@ -24,7 +24,7 @@ def _summary_rows(record: dict) -> list[list[str]]:
 
 
 def _print_record(args: argparse.Namespace, record: dict, rows: list[list[str]]) -> int:
-    from ..cli import format_table
+    from .common import format_table
 
     if args.json:
         from ..evaluation.results import clean
@@ -43,10 +43,10 @@ def _read(args: argparse.Namespace) -> Any:
 
 
 def _common(args: argparse.Namespace) -> dict[str, Any]:
-    from ..cli import _progress
+    from .common import progress_enabled
 
     return {"image_size": args.image_size, "in_chans": args.in_chans, "device": args.device,
-            "progress": _progress(args)}
+            "progress": progress_enabled(args)}
 
 
 def _out(args: argparse.Namespace) -> str:
@@ -108,7 +108,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_saliency(args: argparse.Namespace) -> int:
     """``ssl-zoo saliency MODEL IMAGE...``: PNG overlays and attentive diffusion."""
-    from ..cli import format_table
+    from .common import format_table
     from ..evaluation.saliency import saliency
 
     record = saliency(args.model, args.images, _out(args), window=args.window, stride=args.stride,
@@ -123,7 +123,7 @@ def cmd_saliency(args: argparse.Namespace) -> int:
 
 def cmd_invariance(args: argparse.Namespace) -> int:
     """``ssl-zoo invariance MODEL DATA``: cosine similarity and Mahalanobis distance per transform."""
-    from ..cli import format_table
+    from .common import format_table
     from ..evaluation.invariance import invariance
 
     data = _read(args)
@@ -167,9 +167,9 @@ def _training_options(p: argparse.ArgumentParser, epochs: int, lr: float, batch:
 
 def _add(sub: Any, common: argparse.ArgumentParser, name: str, func: Callable, summary: str,
          model_nargs: str | None = None) -> argparse.ArgumentParser:
-    from ..cli import _command
+    from .common import add_command
 
-    p = _command(sub, common, name, func, summary)
+    p = add_command(sub, common, name, func, summary)
     if model_nargs:
         p.add_argument("models", nargs=model_nargs, metavar="MODEL", help="registry names or model folders")
     else:

@@ -28,7 +28,7 @@ def _option(text: str) -> tuple[str, Any]:
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     """``ssl-zoo pretrain``: train, then print the model folder(s) written."""
-    from ..cli import _progress
+    from .common import progress_enabled
     from ..pretraining import pretrain
 
     written = pretrain(args.method, args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
@@ -36,7 +36,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
                        compile=args.compile, device=args.device, workers=args.workers, lr=args.lr,
                        weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, clip=args.clip or None,
                        seed=args.seed, checkpoint_every=args.checkpoint_every, options=dict(args.option),
-                       progress=_progress(args))
+                       progress=progress_enabled(args))
     if args.json:
         print(json.dumps({k: str(v) for k, v in written.items()}, indent=2))
     else:
@@ -47,9 +47,9 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``pretrain`` to the ``ssl-zoo`` parser."""
-    from ..cli import _command
+    from .common import add_command
 
-    p = _command(sub, common, "pretrain", cmd_pretrain,
+    p = add_command(sub, common, "pretrain", cmd_pretrain,
                  "pre-train a backbone with a self-supervised method; writes RUN_DIR/model (and RUN_DIR/unet)")
     p.add_argument("--method", required=True, choices=METHODS)
     p.add_argument("--data", required=True, metavar="DIR", help="images, .npy/.npz arrays or NIfTI volumes")

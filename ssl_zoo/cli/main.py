@@ -1,0 +1,84 @@
+"""The ``ssl-zoo`` command: parsing and presentation only; every command calls a library function.
+
+Results go to stdout, progress bars and errors to stderr. A known error prints one line
+``ssl-zoo: error: <message>``; the traceback only when ``SSL_ZOO_DEBUG=1``. ``ssl-zoo list`` imports no torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+
+from .. import __version__
+from ..errors import SslZooError
+from ..store import cache
+from . import catalog, evaluation, hub, pretraining
+from .common import EXIT_CODES
+
+INTERRUPTED = "interrupted; nothing half-written was kept, run the command again to resume"
+
+# First match wins: (exception type, exit code, fixed message or None for the exception's own one-liner).
+KNOWN_ERRORS: tuple[tuple[type[BaseException], int, str | None], ...] = (
+    (KeyboardInterrupt, 130, INTERRUPTED),
+    (SslZooError, 1, None),
+    (FileNotFoundError, 1, None),
+    (PermissionError, 1, None),
+)
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ssl-zoo`` argument parser."""
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: an option after the command must not reset one given before it.
+    common.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress bars or notes on stderr (also SSL_ZOO_QUIET=1)")
+    parser = argparse.ArgumentParser(prog="ssl-zoo", description="Self-supervised and supervised checkpoints, "
+                                     "converted to safetensors model folders.", epilog=EXIT_CODES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"ssl-zoo {__version__}")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars (also SSL_ZOO_QUIET=1)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (catalog, hub, evaluation, pretraining):  # each imports torch in its handlers only
+        module.add_commands(sub, common)
+    return parser
+
+
+def _known_error(exc: BaseException) -> tuple[int, str] | None:
+    for kind, code, message in KNOWN_ERRORS:
+        if isinstance(exc, kind):
+            return code, message or _one_line(exc)
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``ssl-zoo`` command line.
+
+    Args:
+        argv: The arguments after the program name; default ``sys.argv[1:]``.
+
+    Returns:
+        The exit code: 0 success, 1 an error or a failed item, 2 a usage error, 130 interrupted,
+        141 stdout closed by the reader (``| head``).
+    """
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except SystemExit as exc:  # argparse: --help, --version (0) and usage errors (2)
+        return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    except BrokenPipeError:  # `ssl-zoo list | head`: the reader left; say nothing, as `cat` would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except BaseException as exc:
+        known = _known_error(exc)
+        if known is None:
+            raise
+        if cache.env_flag(cache.DEBUG_ENV):
+            traceback.print_exc()
+        print(f"ssl-zoo: error: {known[1]}", file=sys.stderr)
+        return known[0]
