@@ -80,3 +80,19 @@ class BundleError(SslZooError, ValueError):
 
 class SettingError(SslZooError, ValueError):
     """An environment variable set to a value ssl_zoo does not know."""
+
+
+class UnknownViewRecipeError(SslZooError, KeyError):
+    """A view recipe name that ``pretraining/views.toml`` does not define."""
+
+
+class MonitorSetupError(SslZooError, ValueError):
+    """Watching a pre-training run was asked for in a way the run cannot do."""
+
+
+class WandbMissingError(SslZooError, ImportError):
+    """Weights & Biases logging was asked for but ``wandb`` is not installed."""
+
+
+class IntensityError(SslZooError, ValueError):
+    """An intensity recipe that is malformed, or pixels it cannot map to [0, 1]."""

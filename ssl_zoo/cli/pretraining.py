@@ -30,13 +30,17 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     """``ssl-zoo pretrain``: train, then print the model folder(s) written."""
     from .common import progress_enabled
     from ..pretraining import pretrain
+    from ..pretraining.monitor import MonitorSettings
 
+    watch = MonitorSettings(val_fraction=args.val_fraction, select=args.select, early_stop=args.early_stop,
+                            probe_data=args.monitor, probe=args.monitor_probe, probe_every=args.monitor_every,
+                            wandb=args.wandb)
     written = pretrain(args.method, args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
                        arch=args.arch, image_size=args.image_size, init=args.init, resume=args.resume,
                        compile=args.compile, device=args.device, workers=args.workers, lr=args.lr,
                        weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, clip=args.clip or None,
                        seed=args.seed, checkpoint_every=args.checkpoint_every, options=dict(args.option),
-                       progress=progress_enabled(args))
+                       progress=progress_enabled(args), views=args.views, intensity=args.intensity, watch=watch)
     if args.json:
         print(json.dumps({k: str(v) for k, v in written.items()}, indent=2))
     else:
@@ -52,7 +56,25 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = add_command(sub, common, "pretrain", cmd_pretrain,
                  "pre-train a backbone with a self-supervised method; writes RUN_DIR/model (and RUN_DIR/unet)")
     p.add_argument("--method", required=True, choices=METHODS)
-    p.add_argument("--data", required=True, metavar="DIR", help="images, .npy/.npz arrays or NIfTI volumes")
+    p.add_argument("--data", required=True, metavar="DIR",
+                   help="images, .npy/.npz arrays, NIfTI volumes or DICOM files (a series of slices is a volume)")
+    p.add_argument("--intensity", metavar="RECIPE", help="how pixels become [0, 1]: auto (default), minmax "
+                   "(per slice, e.g. LIDC CT), window:LOW,HIGH (e.g. window:-1000,1000 HU), file-window (DICOM VOI)")
+    p.add_argument("--views", choices=("auto", "device", "workers"), default="auto",
+                   help="draw the augmented views batched on the device (kornia) or per sample in the workers "
+                        "(default auto: the device on CUDA)")
+    p.add_argument("--val-fraction", type=float, default=0.05,
+                   help="share of the volumes/patients/images held out for the per-epoch validation loss "
+                        "(default 0.05; 0: none)")
+    p.add_argument("--select", choices=("last", "best-validation"),
+                   help="the output model: last or the lowest validation loss (default: the method's paper)")
+    p.add_argument("--early-stop", type=int, metavar="EPOCHS",
+                   help="stop after EPOCHS epochs without a lower validation loss (default: the method's paper)")
+    p.add_argument("--monitor", metavar="DATA", help="a small labelled set (class folders, CSV, .npz): "
+                   "k-NN or linear-probe accuracy during training")
+    p.add_argument("--monitor-probe", choices=("knn", "linear"), default="knn")
+    p.add_argument("--monitor-every", type=int, default=1, metavar="EPOCHS")
+    p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (needs wandb installed)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="checkpoint, loss curve and model folders")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=256, help="global batch over all processes (default 256)")

@@ -8,7 +8,7 @@ whole smp U-Net (``encoder.*``, ``decoder.*``, ``segmentation_head.*``) with ``s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ class TrainingRecord:
     image_size: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    watched: dict[str, Any] = field(default_factory=dict)  # monitor.Monitor.record(): selection, validation
 
 
 def backbone_tensors(module: nn.Module, arch: str, name: str) -> dict[str, torch.Tensor]:
@@ -70,7 +71,8 @@ def config(spec: ArchSpec, record: TrainingRecord, weights_sha256: str, parts: l
 
 def _training(record: TrainingRecord) -> dict[str, Any]:
     return {"data": record.data, "epochs": record.epochs, "batch_size": record.batch_size, "steps": record.steps,
-            "final_loss": record.final_loss, "init": record.init, "image_size": record.image_size}
+            "final_loss": record.final_loss, "init": record.init, "image_size": record.image_size,
+            **({"watched": record.watched} if record.watched else {})}
 
 
 def card(spec: ArchSpec, record: TrainingRecord, weights_sha256: str, what: str) -> str:
@@ -99,7 +101,7 @@ tags:
 - **Final loss:** {record.final_loss:.6g} (mean of the last steps)
 - **Input:** {record.image_size}x{record.image_size}, mean {list(record.mean)}, std {list(record.std)}
 - **Weights sha256 (model.safetensors):** `{weights_sha256}`
-
+{_watched_lines(record.watched)}
 ![loss curve]({CURVE})
 
 ## How to load
@@ -111,6 +113,21 @@ model = timm.create_model("local-dir:path/to/this/folder", pretrained=True)
 ```
 The licence of these weights is the licence of the training data: set it before publishing.
 """
+
+
+def _watched_lines(watched: dict[str, Any]) -> str:
+    """The card's lines on validation and on which checkpoint this folder holds (and why)."""
+    if not watched:
+        return ""
+    step = watched["output_step"]
+    best = watched.get("best_val_loss")
+    lines = [f"- **Output checkpoint:** {watched['output']} (step {step}): {watched['why']}",
+             f"- **Validation:** {watched['val_images']} images ({watched['val_fraction']:.0%} of the groups)"
+             + (f", lowest loss {best:.6g}" if best is not None else ""),
+             f"- **Views / intensity:** {watched['views']}; intensity {watched['intensity']}"]
+    if watched.get("stopped_early"):
+        lines.append(f"- **Early stop:** after {watched['early_stop']} epochs without a lower validation loss")
+    return "\n".join(lines) + "\n"
 
 
 def write_model_folder(dest: Path, tensors: dict[str, torch.Tensor], spec: ArchSpec, record: TrainingRecord,

@@ -10,10 +10,13 @@ import torch
 from ..store import cache
 from ..errors import ModelFolderError
 from ..runtime import Speed, distributed_session
+from ..intensity import Intensity
 from .base import Method, MethodSettings, build_method
-from .data import TrainingDataError, ViewDataset, scan
+from .data import Sample, TrainingDataError, ViewDataset, scan
 from .loop import LoopSettings, TrainResult, train
+from .monitor import Monitor, MonitorSettings, for_method, split_validation
 from .output import CURVE, TrainingRecord, write_outputs
+from .views import ViewRecipe, images_only, recipe_for
 
 
 def pretrain(
@@ -38,6 +41,9 @@ def pretrain(
     checkpoint_every: int = 500,
     options: dict[str, Any] | None = None,
     progress: bool = True,
+    views: str = "auto",
+    intensity: Intensity | str | None = None,
+    watch: MonitorSettings | None = None,
 ) -> dict[str, Path]:
     """Pre-train ``method`` on the images under ``data``; write model folders under ``out``.
 
@@ -53,6 +59,11 @@ def pretrain(
         compile: ``torch.compile`` the method's networks.
         options: Method options (``tau``, ``queue``, ``mask_ratio`` ...), see each method's ``defaults``.
         progress: Show a progress bar (also off with ``SSL_ZOO_QUIET=1``).
+        views: Where a generic view recipe is drawn: "device" (batched, kornia), "workers" (per sample on the
+            CPU) or "auto" (the device on CUDA, else the workers).
+        intensity: How stored pixels become [0, 1] (``ssl_zoo.intensity``); default "auto".
+        watch: Validation split, output selection, early stopping, probe, W&B; default: 5 % validation, the
+            method's own ``select`` / ``early_stop`` (last checkpoint, no early stop unless it says).
 
     Returns:
         ``{"model": folder, ["unet": folder]}`` (on the main process; empty on the others).
@@ -76,21 +87,60 @@ def pretrain(
         model = build_method(method, MethodSettings(arch=arch, image_size=image_size, options=dict(options or {})))
         if init is not None and not resume:
             initialise(model, init, progress=progress)
-        dataset = ViewDataset(training_samples(model, Path(data)), model.views, image_size)
-        signature = {"method": method, "arch": arch, "image_size": image_size, "options": dict(options or {})}
-        result = train(model, dataset, run_dir, loop_settings, speed, dist, resume=resume, signature=signature)
+        recipe = device_recipe(model, views, speed.device.type)
+        watch = for_method(watch, model)
+        train_samples, val_samples = split_validation(training_samples(model, Path(data), intensity),
+                                                      watch.val_fraction, seed=seed)
+        view_fn = images_only if recipe is not None else model.views
+        monitor = Monitor(watch, run_dir, validation=ViewDataset(val_samples, view_fn, image_size) if val_samples
+                          else None, probe=probe_set(watch, image_size, seed), is_main=dist.is_main)
+        signature = {"method": method, "arch": arch, "image_size": image_size, "options": dict(options or {}),
+                     "val_fraction": watch.val_fraction}
+        result = train(model, ViewDataset(train_samples, view_fn, image_size), run_dir, loop_settings, speed, dist,
+                       resume=resume, signature=signature, views=recipe, monitor=monitor)
+        watched = monitor.finish(model, result.steps)
         if not dist.is_main:
             return {}
-        curve = plot_losses(result, run_dir / CURVE, method)
+        curve = plot_losses(result, run_dir / CURVE, method, monitor.state.validation)
         record = TrainingRecord(method, model.paper, str(data), epochs, batch_size, result.steps,
                                 result.final_loss, str(init or "random"), image_size, model.settings.mean,
-                                model.settings.std)
+                                model.settings.std, {**watched, "views": _views_record(recipe, model),
+                                                     "intensity": str(intensity or "auto")})
         return write_outputs(model.cpu(), run_dir, record, curve)
 
 
-def training_samples(method: Method, data: Path) -> list:
-    """The samples under ``data``, checked against what the method needs."""
-    samples = scan(data)
+def device_recipe(method: Method, views: str, device_type: str) -> ViewRecipe | None:
+    """The view recipe to draw on the device, or None when the data-loader workers draw the views.
+
+    Raises:
+        TrainingDataError: ``views`` is not "auto", "device" or "workers".
+    """
+    if views not in ("auto", "device", "workers"):
+        raise TrainingDataError(f"views must be 'auto', 'device' or 'workers', got {views!r}")
+    recipe = recipe_for(method)
+    on_device = views == "device" or (views == "auto" and device_type == "cuda")
+    return recipe if on_device else None
+
+
+def probe_set(watch: MonitorSettings, image_size: int, seed: int):
+    """The resized ``--monitor`` set, or None."""
+    if watch.probe_data is None:
+        return None
+    from .probe import load_probe_set
+
+    return load_probe_set(watch.probe_data, image_size, seed=seed)
+
+
+def _views_record(recipe: ViewRecipe | None, method: Method) -> str:
+    if recipe is not None:
+        return f"{recipe.name} on the device (kornia, per-sample parameters)"
+    generic = recipe_for(method)
+    return f"{generic.name} in the data-loader workers" if generic else "the method's own, in the data-loader workers"
+
+
+def training_samples(method: Method, data: Path, intensity: Intensity | str | None = None) -> list[Sample]:
+    """The samples under ``data`` read with ``intensity``, checked against what the method needs."""
+    samples = scan(data, intensity)
     if method.needs_volumes and any(s.volume < 0 for s in samples):
         raise TrainingDataError(f"{method.name} needs volumes (NIfTI files or an .npz 'volumes' array), "
                                 f"but {data} holds 2-D images")
@@ -117,8 +167,9 @@ def initialise(method: Method, init: str | Path, *, progress: bool = True) -> No
     method.reset_targets()
 
 
-def plot_losses(result: TrainResult, path: Path, title: str) -> Path | None:
-    """The loss of every step as a PNG (matplotlib's Agg backend: no display needed)."""
+def plot_losses(result: TrainResult, path: Path, title: str,
+                validation: list[tuple[int, float]] | None = None) -> Path | None:
+    """The loss of every step, and the validation loss of every epoch, as a PNG (matplotlib's Agg backend)."""
     if not result.losses:
         return None
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -127,7 +178,11 @@ def plot_losses(result: TrainResult, path: Path, title: str) -> Path | None:
     fig = Figure(figsize=(6, 3.5), dpi=100)  # no pyplot: the caller's matplotlib backend stays as it is
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    ax.plot(range(1, len(result.losses) + 1), result.losses, linewidth=1)
+    ax.plot(range(1, len(result.losses) + 1), result.losses, linewidth=1, label="training (per step)")
+    if validation:
+        steps, values = zip(*validation)
+        ax.plot(steps, values, "o-", markersize=3, linewidth=1.2, label="validation (per epoch)")
+        ax.legend(frameon=False)
     ax.set(xlabel="step", ylabel="loss", title=f"{title}: final {result.final_loss:.4g}")
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -12,23 +12,20 @@ uniformly random order, but the images of one batch share it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
-from ..errors import SslZooError
+from ..errors import UnknownViewRecipeError
 
 if TYPE_CHECKING:
     import torch
 
 RECIPES_FILE = Path(__file__).with_name("views.toml")
 REFERENCE_SIZE = 224  # the sizes in views.toml are for 224-px training
-
-
-class UnknownViewRecipeError(SslZooError, KeyError):
-    """A view recipe name that ``views.toml`` does not define."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +173,31 @@ def views_batch(recipe: ViewRecipe, batch: dict[str, "torch.Tensor"], *, device:
     """``batch`` with its ``"image"`` entry replaced by the recipe's named crops (what a method's forward reads)."""
     images = batch.pop("image")
     return {**batch, **dict(zip(recipe.keys, make_views(recipe, images, device=device), strict=True))}
+
+
+@contextlib.contextmanager
+def seeded(device: "torch.device", seed: int) -> Iterator[None]:
+    """Run the block with torch's RNG (the CPU's and ``device``'s) seeded by ``seed``, then restore it."""
+    import torch
+
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def recipe_for(method: Any) -> ViewRecipe | None:
+    """The generic view recipe a method names (``view_recipe`` attribute) at its image size, or None when it
+    names none or a method-specific one (those run in the method's own ``views``)."""
+    name = getattr(method, "view_recipe", None)
+    if not name or name not in _table():
+        return None
+    return view_recipe(name, size=method.settings.image_size)
+
+
+def images_only(image: "torch.Tensor", meta: dict[str, float]) -> dict[str, "torch.Tensor"]:
+    """The dataset's sample when the views are drawn on the device: the resized image alone."""
+    return {"image": image}
 
 
 @functools.lru_cache(maxsize=32)
