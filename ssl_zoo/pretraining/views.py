@@ -209,7 +209,8 @@ def _pipeline(crop: CropSpec, device_type: str, device_index: int | None):
     steps = []
     if crop.rotate:
         steps.append(K.RandomRotation(crop.degrees, p=crop.rotate))
-    steps.append(K.RandomResizedCrop((crop.size, crop.size), scale=crop.scale, ratio=crop.ratio))
+    # align_corners=False: pixel centres as torchvision's resize places them, so both paths see the same crop.
+    steps.append(K.RandomResizedCrop((crop.size, crop.size), scale=crop.scale, ratio=crop.ratio, align_corners=False))
     if crop.hflip:
         steps.append(K.RandomHorizontalFlip(p=crop.hflip))
     if crop.vflip:
