@@ -81,7 +81,7 @@ def knn_accuracy(train: torch.Tensor, train_y: torch.Tensor, test: torch.Tensor,
     sims = F.normalize(test, dim=1) @ F.normalize(train, dim=1).T
     top, idx = sims.topk(min(k, len(train)), dim=1)
     classes = int(max(train_y.max(), test_y.max())) + 1
-    votes = torch.zeros(len(test), classes).scatter_add_(1, train_y[idx], (top / t).exp())
+    votes = torch.zeros(len(test), classes, dtype=top.dtype).scatter_add_(1, train_y[idx], (top / t).exp())
     return float((votes.argmax(1) == test_y).float().mean())
 
 

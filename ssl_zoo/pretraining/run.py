@@ -16,6 +16,7 @@ from .data import Sample, TrainingDataError, ViewDataset, scan
 from .loop import LoopSettings, TrainResult, train
 from .monitor import Monitor, MonitorSettings, for_method, split_validation
 from .output import CURVE, TrainingRecord, write_outputs
+from .augment import recipe_views
 from .views import ViewRecipe, images_only, recipe_for
 
 
@@ -91,7 +92,7 @@ def pretrain(
         watch = for_method(watch, model)
         train_samples, val_samples = split_validation(training_samples(model, Path(data), intensity),
                                                       watch.val_fraction, seed=seed)
-        view_fn = images_only if recipe is not None else model.views
+        view_fn = images_only if recipe is not None else worker_views(model)
         monitor = Monitor(watch, run_dir, validation=ViewDataset(val_samples, view_fn, image_size) if val_samples
                           else None, probe=probe_set(watch, image_size, seed), is_main=dist.is_main)
         signature = {"method": method, "arch": arch, "image_size": image_size, "options": dict(options or {}),
@@ -120,6 +121,12 @@ def device_recipe(method: Method, views: str, device_type: str) -> ViewRecipe | 
     recipe = recipe_for(method)
     on_device = views == "device" or (views == "auto" and device_type == "cuda")
     return recipe if on_device else None
+
+
+def worker_views(method: Method):
+    """What the data-loader workers draw per sample: the method's generic recipe on the CPU, else its ``views``."""
+    generic = recipe_for(method)
+    return recipe_views(generic) if generic is not None else method.views
 
 
 def probe_set(watch: MonitorSettings, image_size: int, seed: int):

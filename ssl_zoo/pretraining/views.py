@@ -187,12 +187,18 @@ def seeded(device: "torch.device", seed: int) -> Iterator[None]:
 
 
 def recipe_for(method: Any) -> ViewRecipe | None:
-    """The generic view recipe a method names (``view_recipe`` attribute) at its image size, or None when it
-    names none or a method-specific one (those run in the method's own ``views``)."""
-    name = getattr(method, "view_recipe", None)
-    if not name or name not in _table():
+    """The generic view recipe of a method at its image size, or None.
+
+    A method's ``view_recipe`` attribute names a ``views.toml`` table (or is a ``ViewRecipe`` at 224 px, for
+    options that change the crops); None, or a name not in the table (a method-specific recipe), means the
+    method's own ``views`` make its samples.
+    """
+    recipe = getattr(method, "view_recipe", None)
+    if isinstance(recipe, ViewRecipe):
+        return recipe.at_size(method.settings.image_size)
+    if not recipe or recipe not in _table():
         return None
-    return view_recipe(name, size=method.settings.image_size)
+    return view_recipe(recipe, size=method.settings.image_size)
 
 
 def images_only(image: "torch.Tensor", meta: dict[str, float]) -> dict[str, "torch.Tensor"]:
