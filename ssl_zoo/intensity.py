@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .errors import IntensityError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SCALINGS = ("auto", "minmax", "window", "file-window")
 
@@ -77,6 +78,39 @@ def parse_intensity(spec: "str | Intensity | None") -> Intensity:
     return Intensity("window", (low, high))
 
 
+def intensity_of(spec: "str | Intensity | None") -> Intensity:
+    """A recipe (text or record), or the recipe of the registry entry or dataset card that ``spec`` names.
+
+    Raises:
+        IntensityError: When ``spec`` is neither a recipe nor an entry or card name.
+
+    Example:
+        >>> str(intensity_of("lidc-moco-v2"))
+        'minmax'
+    """
+    if spec is None or isinstance(spec, Intensity) or spec in SCALINGS or str(spec).startswith("window:"):
+        return parse_intensity(spec)
+    from .registry import all_entries
+
+    entries = all_entries()
+    if spec in entries:
+        return entries[spec].preprocessing.intensity_recipe
+    cards = _dataset_cards()
+    if spec in cards:
+        return parse_intensity(cards[spec].intensity.recipe)
+    raise IntensityError(f"{spec!r} is not an intensity recipe ({', '.join(SCALINGS[:2])}, 'window:LOW,HIGH', "
+                         "file-window) nor a registry entry or dataset card: see `ssl-zoo list`")
+
+
+def _dataset_cards() -> dict[str, Any]:
+    """The dataset cards by name (``ssl_zoo.datasets``), or none in a checkout without them."""
+    try:
+        from .datasets import all_cards
+    except ImportError:
+        return {}
+    return all_cards()
+
+
 def scale_to_unit(pixels: np.ndarray, intensity: Intensity, *,
                   file_window: tuple[float, float] | None = None) -> np.ndarray:
     """``pixels`` of one image as float32 in [0, 1].
@@ -89,6 +123,8 @@ def scale_to_unit(pixels: np.ndarray, intensity: Intensity, *,
     Raises:
         IntensityError: "file-window" without a file window.
     """
+    import numpy as np
+
     values = pixels.astype(np.float64, copy=False)
     window = intensity.window
     if intensity.scaling == "file-window":
@@ -118,6 +154,7 @@ def read_dicom(path: str | Path, intensity: "Intensity | str | None" = None) -> 
     Raises:
         IntensityError: When the recipe cannot apply to the file.
     """
+    import numpy as np
     import pydicom
     from pydicom.pixels import apply_modality_lut
 

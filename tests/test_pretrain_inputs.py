@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ssl_zoo.errors import IntensityError
-from ssl_zoo.intensity import Intensity, parse_intensity, read_dicom, scale_to_unit
+from ssl_zoo.intensity import Intensity, intensity_of, parse_intensity, read_dicom, scale_to_unit
 from ssl_zoo.pretraining import pretrain
 from ssl_zoo.pretraining.data import scan
 
@@ -113,6 +113,21 @@ def test_intensity_recipes_parse_and_reject():
         scale_to_unit(np.zeros((2, 2)), Intensity("file-window"))
 
 
+def test_the_lidc_entries_scale_raw_ct_min_max_per_slice():
+    """Wolf et al. min-max scaled each slice's whole HU range: the entry's recipe, used by ssl_zoo.transforms."""
+    from ssl_zoo.preprocessing import to_unit_tensor
+    from ssl_zoo.registry import get_entry
+
+    pre = get_entry("lidc-moco-v2").preprocessing
+    assert str(intensity_of("lidc-moco-v2")) == "minmax" and str(pre.intensity_recipe) == "minmax"
+    hu = np.random.default_rng(0).integers(-1024, 3000, (40, 40)).astype(np.int16)
+    unit = to_unit_tensor(hu, pre.intensity_recipe).numpy()[0]
+    np.testing.assert_allclose(unit, (hu - hu.min()) / (hu.max() - hu.min()), atol=1e-6)
+    assert str(get_entry("models-genesis").preprocessing.intensity_recipe) == "window:-1000,1000"
+    with pytest.raises(IntensityError, match="registry entry or dataset card"):
+        intensity_of("no-such-recipe")
+
+
 @pytest.mark.usefixtures("one_thread")
 def test_pretraining_on_dicom_files(tmp_path):
     """A short SimCLR run on 16 DICOM files (CT_small, shifted), read with the LIDC recipe (min-max per slice)."""
@@ -126,6 +141,6 @@ def test_pretraining_on_dicom_files(tmp_path):
         ds.save_as(data / f"{i}.dcm")
     out = tmp_path / "run"
     pretrain("simclr", data, out, epochs=1, batch_size=8, arch="resnet18", image_size=SIZE, device="cpu",
-             intensity="minmax", options=OPTIONS.get("simclr", {}), progress=False)
+             intensity="lidc-moco-v2", options=OPTIONS.get("simclr", {}), progress=False)
     training = json.loads((out / "model" / "config.json").read_text())["ssl_zoo"]["training"]
-    assert training["steps"] == 2 and training["watched"]["intensity"] == "minmax"
+    assert training["steps"] == 2 and training["watched"]["intensity"] == "minmax (from lidc-moco-v2)"

@@ -58,8 +58,9 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--method", required=True, choices=METHODS)
     p.add_argument("--data", required=True, metavar="DIR",
                    help="images, .npy/.npz arrays, NIfTI volumes or DICOM files (a series of slices is a volume)")
-    p.add_argument("--intensity", metavar="RECIPE", help="how pixels become [0, 1]: auto (default), minmax "
-                   "(per slice, e.g. LIDC CT), window:LOW,HIGH (e.g. window:-1000,1000 HU), file-window (DICOM VOI)")
+    p.add_argument("--intensity", metavar="RECIPE|NAME", help="how pixels become [0, 1]: auto (default), minmax "
+                   "(per slice, e.g. LIDC CT), window:LOW,HIGH (e.g. window:-1000,1000 HU), file-window (DICOM VOI), "
+                   "or a registry entry / dataset card whose recipe to use")
     p.add_argument("--views", choices=("auto", "device", "workers"), default="auto",
                    help="draw the augmented views batched on the device (kornia) or per sample in the workers "
                         "(default auto: the device on CUDA)")

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
 from ..errors import SslZooError
-from ..intensity import Intensity, parse_intensity, read_dicom, scale_to_unit
+from ..intensity import Intensity, intensity_of, read_dicom, scale_to_unit
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 VOLUME_SUFFIXES = (".nii", ".nii.gz")
@@ -51,12 +51,13 @@ def scan(path: Path, intensity: Intensity | str | None = None) -> list[Sample]:
 
     Args:
         path: A folder or one file.
-        intensity: The intensity recipe of the data (``ssl_zoo.intensity``); default "auto".
+        intensity: The intensity recipe of the data (``ssl_zoo.intensity``), or the registry entry or dataset
+            card whose recipe it is; default "auto".
 
     Raises:
         TrainingDataError: If nothing readable is found.
     """
-    recipe = parse_intensity(intensity)
+    recipe = intensity_of(intensity)
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     dicoms = [f for f in files if f.name.lower().endswith(DICOM_SUFFIXES)]
     samples: list[Sample] = []

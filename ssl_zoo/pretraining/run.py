@@ -10,7 +10,7 @@ import torch
 from ..store import cache
 from ..errors import ModelFolderError
 from ..runtime import Speed, distributed_session
-from ..intensity import Intensity
+from ..intensity import Intensity, intensity_of
 from .base import Method, MethodSettings, build_method
 from .data import Sample, TrainingDataError, ViewDataset, scan
 from .loop import LoopSettings, TrainResult, train
@@ -62,7 +62,8 @@ def pretrain(
         progress: Show a progress bar (also off with ``SSL_ZOO_QUIET=1``).
         views: Where a generic view recipe is drawn: "device" (batched, kornia), "workers" (per sample on the
             CPU) or "auto" (the device on CUDA, else the workers).
-        intensity: How stored pixels become [0, 1] (``ssl_zoo.intensity``); default "auto".
+        intensity: How stored pixels become [0, 1]: an ``ssl_zoo.intensity`` recipe, or the registry entry or
+            dataset card whose recipe to use (``"lidc-moco-v2"``: min-max per slice); default "auto".
         watch: Validation split, output selection, early stopping, probe, W&B; default: 5 % validation, the
             method's own ``select`` / ``early_stop`` (last checkpoint, no early stop unless it says).
 
@@ -106,7 +107,7 @@ def pretrain(
         record = TrainingRecord(method, model.paper, str(data), epochs, batch_size, result.steps,
                                 result.final_loss, str(init or "random"), image_size, model.settings.mean,
                                 model.settings.std, {**watched, "views": _views_record(recipe, model),
-                                                     "intensity": str(intensity or "auto")})
+                                                     "intensity": _intensity_record(intensity)})
         return write_outputs(model.cpu(), run_dir, record, curve)
 
 
@@ -136,6 +137,11 @@ def probe_set(watch: MonitorSettings, image_size: int, seed: int):
     from .probe import load_probe_set
 
     return load_probe_set(watch.probe_data, image_size, seed=seed)
+
+
+def _intensity_record(intensity: Intensity | str | None) -> str:
+    recipe = str(intensity_of(intensity))
+    return recipe if intensity is None or str(intensity) == recipe else f"{recipe} (from {intensity})"
 
 
 def _views_record(recipe: ViewRecipe | None, method: Method) -> str:
