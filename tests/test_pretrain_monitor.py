@@ -24,6 +24,7 @@ from .pretrain_data import OPTIONS, SIZE, write_images
 from .pretrain_data import one_thread  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+IMPORTED_BEFORE = {name for name in __import__("sys").modules if name.startswith("tensorflow")}
 RUN = dict(arch="resnet18", image_size=SIZE, device="cpu", progress=False, lr=0.05, batch_size=8)
 
 
@@ -77,7 +78,11 @@ def test_validation_loss_equals_the_loss_recomputed_by_hand(watched_run, images)
 
 
 def test_tensorboard_events_and_card(watched_run):
+    import sys
+
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert "tensorflow" not in sys.modules or "tensorflow" in IMPORTED_BEFORE  # the writer never imports TF
 
     events = EventAccumulator(str(watched_run / "tensorboard"))
     events.Reload()
@@ -193,3 +198,39 @@ def test_bad_watch_settings_and_missing_wandb(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_wandb)
     with pytest.raises(WandbMissingError, match="pip install wandb"):
         MetricsLog(tmp_path, wandb=True)
+
+
+def test_resumed_run_keeps_its_validation_history_and_metric_rows(images, tmp_path, monkeypatch):
+    """Interrupted after step 3 of 4 (checkpoint at 3), resumed through the CLI: the history holds both epochs'
+    validation losses, the CSV one validation row per epoch and no duplicated training rows."""
+    from ssl_zoo.cli.main import main
+
+    args = ["pretrain", "--method", "moco-v2", "--data", str(images), "--out", str(tmp_path), "--epochs", "2",
+            "--batch-size", "8", "--arch", "resnet18", "--image-size", str(SIZE), "-o", "queue=16", "--lr", "0.05",
+            "--device", "cpu", "--quiet", "--val-fraction", "0.2", "--checkpoint-every", "3", "--intensity", "minmax",
+            "--views", "device", "--monitor-every", "1"]
+    real_step = loop._Run.step
+
+    def crash(self, batch, step):
+        if step == 3:
+            raise KeyboardInterrupt
+        return real_step(self, batch, step)
+
+    monkeypatch.setattr(loop._Run, "step", crash)
+    assert main(args) != 0  # the CLI reports the interruption
+    assert torch.load(tmp_path / checkpoint.CHECKPOINT, weights_only=True)["step"] == 3
+    monkeypatch.setattr(loop._Run, "step", real_step)
+    assert main([*args, "--resume"]) == 0
+    rows = read_metrics(tmp_path / METRICS)
+    assert [r["step"] for r in rows if "val_loss" in r] == [2, 4]
+    train_steps = [r["step"] for r in rows if "loss" in r]
+    assert train_steps == sorted(set(train_steps))
+    watched = json.loads((tmp_path / "model" / "config.json").read_text())["ssl_zoo"]["training"]["watched"]
+    assert [s for s, _ in watched["validation"]] == [2, 4] and watched["intensity"] == "minmax"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("val/loss")] == [2, 4]  # the resumed file purged nothing it needed
+    steps = [e.step for e in events.Scalars("train/loss")]
+    assert steps == sorted(set(steps))

@@ -249,7 +249,8 @@ class _Run:
             self.method.eval()
             try:
                 return validation_loss(forward, self.monitor.validation, per_rank=per_rank, rank=self.dist.rank,
-                                       world=self.dist.world_size, loader_kwargs=self.speed.loader_kwargs())
+                                       world=self.dist.world_size, loader_kwargs=self.speed.loader_kwargs(),
+                                       device=self.speed.device)
             finally:
                 self.method.train()
 

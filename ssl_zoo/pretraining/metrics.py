@@ -3,12 +3,19 @@
 One row per logged interval (training loss, learning rate, images/s) and one per epoch (validation loss, probe
 accuracy); empty cells where a metric was not measured. A resumed run keeps the rows up to its checkpoint and
 purges later TensorBoard events, so the files read like one uninterrupted run.
+
+The event files are written here with TensorBoard's own protobufs and TFRecord framing: ``torch.utils.tensorboard``
+imports TensorFlow when it is installed, which must not happen in a process that uses torchvision/timm.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
+import socket
+import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +44,10 @@ class MetricsLog:
 
     def __init__(self, run_dir: Path, *, resume_step: int | None = None, wandb: bool = False,
                  config: dict[str, Any] | None = None):
-        from torch.utils.tensorboard import SummaryWriter
-
         self.path = run_dir / METRICS
         self.wandb = _start_wandb(run_dir, config or {}) if wandb else None
         _keep_rows_until(self.path, resume_step)
-        purge = None if resume_step is None else resume_step + 1
-        self.tensorboard = SummaryWriter(str(run_dir / TENSORBOARD), purge_step=purge)
+        self.tensorboard = EventFile(run_dir / TENSORBOARD, purge_step=None if resume_step is None else resume_step + 1)
 
     def write(self, step: int, epoch: float, **values: float | None) -> None:
         """One row at ``step`` (``epoch``: epochs done, fractional): ``values`` named as ``COLUMNS`` (None: not measured)."""
@@ -67,6 +71,46 @@ class MetricsLog:
         self.tensorboard.close()
         if self.wandb is not None:
             self.wandb.finish()
+
+
+class EventFile:
+    """A TensorBoard event file of scalars (``events.out.tfevents.*``), flushed after every record.
+
+    Args:
+        folder: Where the file goes (created).
+        purge_step: A resumed run's first new step: TensorBoard then drops the older files' events from it on.
+    """
+
+    def __init__(self, folder: Path, *, purge_step: int | None = None):
+        from tensorboard.compat.proto.event_pb2 import Event, SessionLog
+
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"events.out.tfevents.{time.time():.6f}.{socket.gethostname()}.{os.getpid()}.ssl_zoo"
+        self.file = (folder / name).open("ab")
+        self._write(Event(wall_time=time.time(), file_version="brain.Event:2"))
+        if purge_step is not None:  # a session START at a step makes TensorBoard purge that step and later ones
+            self._write(Event(wall_time=time.time(), step=purge_step, session_log=SessionLog(status=SessionLog.START)))
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        """One scalar at ``step``."""
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        summary = Summary(value=[Summary.Value(tag=tag, simple_value=float(value))])
+        self._write(Event(wall_time=time.time(), step=int(step), summary=summary))
+
+    def _write(self, event: Any) -> None:
+        """One TFRecord: length, its masked crc32c, the serialised event, its masked crc32c (little-endian)."""
+        from ..converters.readers.tf_checkpoint import masked_crc32c
+
+        data = event.SerializeToString()
+        header = struct.pack("<Q", len(data))
+        self.file.write(header + struct.pack("<I", masked_crc32c(header)) + data
+                        + struct.pack("<I", masked_crc32c(data)))
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def read_metrics(path: Path) -> list[dict[str, float]]:

@@ -99,19 +99,25 @@ def split_validation(samples: list[Sample], fraction: float, *, seed: int) -> tu
 
 @torch.no_grad()
 def validation_loss(forward: Callable[[dict], torch.Tensor], dataset, *, per_rank: int, rank: int = 0,
-                    world: int = 1, loader_kwargs: dict | None = None) -> float:
+                    world: int = 1, loader_kwargs: dict | None = None, device: torch.device | str = "cpu") -> float:
     """The mean of ``forward(batch)`` (the method's loss) over the validation batches of this rank.
 
     Under DDP every rank runs the same number of batches (collectives inside the loss stay matched) and the
-    result is averaged over ranks.
+    result is averaged over ranks. The sum stays on ``device``: one read-back per validation, not per batch.
+
+    Raises:
+        MonitorSetupError: When the split has fewer images than there are processes.
     """
     batch = min(per_rank, len(dataset) // world)
+    if batch < 1:
+        raise MonitorSetupError(f"the validation split has {len(dataset)} images for {world} processes: "
+                                "raise --val-fraction or pass --val-fraction 0")
     batches = ResumableBatches(len(dataset), batch, seed=VALIDATION_SEED, epoch=0, rank=rank, world=world)
     loader = DataLoader(dataset, batch_sampler=batches, generator=torch.Generator(), **(loader_kwargs or {}))
-    total = torch.zeros(2, dtype=torch.float64)
+    total = torch.zeros(2, dtype=torch.float64, device=device)
     for item in loader:
-        loss = forward(item).detach().double().cpu()
-        total += torch.stack([loss, torch.ones((), dtype=torch.float64)])
+        total[0] += forward(item).detach().double()
+        total[1] += 1
     if world > 1:
         import torch.distributed as dist
 
