@@ -72,7 +72,9 @@ def for_method(watch: MonitorSettings | None, method: Any) -> MonitorSettings:
     watch = watch or MonitorSettings()
     select = watch.select or getattr(method, "select", None) or "last"
     early_stop = watch.early_stop if watch.early_stop is not None else getattr(method, "early_stop", None)
-    return replace(watch, select=select, early_stop=early_stop)
+    kept = "the checkpoint with the lowest validation loss" if select == "best-validation" else "the last checkpoint"
+    why = watch.why or (f"asked for (select {select})" if watch.select else f"the {method.name} paper keeps {kept}")
+    return replace(watch, select=select, early_stop=early_stop, why=why)
 
 
 def group_of(index: int, sample: Sample) -> str:
@@ -234,8 +236,7 @@ class Monitor:
         """The card's account: which checkpoint is the output and why, and the validation history."""
         s, state = self.settings, self.state
         step = state.best_step if chosen == "best-validation" else steps
-        why = s.why or ("the paper keeps the checkpoint with the lowest validation loss" if chosen != "last"
-                        else "the paper keeps the last checkpoint")
+        why = s.why
         if s.select == "best-validation" and chosen == "last":
             why = "no validation split to select by (too few images for the validation fraction)"
         return {"output": chosen, "output_step": step, "why": why, "val_fraction": s.val_fraction,

@@ -90,25 +90,35 @@ def pretrain(
         if init is not None and not resume:
             initialise(model, init, progress=progress)
         recipe = device_recipe(model, views, speed.device.type)
-        watch = for_method(watch, model)
-        train_samples, val_samples = split_validation(training_samples(model, Path(data), intensity),
-                                                      watch.val_fraction, seed=seed)
-        view_fn = images_only if recipe is not None else worker_views(model)
-        monitor = Monitor(watch, run_dir, validation=ViewDataset(val_samples, view_fn, image_size) if val_samples
-                          else None, probe=probe_set(watch, image_size, seed), is_main=dist.is_main)
+        dataset, monitor = watched_data(model, Path(data), intensity, for_method(watch, model), recipe, run_dir,
+                                        seed=seed, is_main=dist.is_main)
         signature = {"method": method, "arch": arch, "image_size": image_size, "options": dict(options or {}),
-                     "val_fraction": watch.val_fraction}
-        result = train(model, ViewDataset(train_samples, view_fn, image_size), run_dir, loop_settings, speed, dist,
-                       resume=resume, signature=signature, views=recipe, monitor=monitor)
+                     "val_fraction": monitor.settings.val_fraction}
+        result = train(model, dataset, run_dir, loop_settings, speed, dist, resume=resume, signature=signature,
+                       views=recipe, monitor=monitor)
         watched = monitor.finish(model, result.steps)
         if not dist.is_main:
             return {}
-        curve = plot_losses(result, run_dir / CURVE, method, monitor.state.validation)
+        best = watched["output_step"] if watched["output"] == "best-validation" else None
+        curve = plot_losses(result, run_dir / CURVE, method, monitor.state.validation, best)
         record = TrainingRecord(method, model.paper, str(data), epochs, batch_size, result.steps,
                                 result.final_loss, str(init or "random"), image_size, model.settings.mean,
                                 model.settings.std, {**watched, "views": _views_record(recipe, model),
                                                      "intensity": _intensity_record(intensity)})
         return write_outputs(model.cpu(), run_dir, record, curve)
+
+
+def watched_data(method: Method, data: Path, intensity: Intensity | str | None, watch: MonitorSettings,
+                 recipe: ViewRecipe | None, run_dir: Path, *, seed: int, is_main: bool) -> tuple[ViewDataset, Monitor]:
+    """The training views and the monitor of a run: the samples split into training and validation (seeded,
+    grouped), each yielding plain images when ``recipe`` is drawn on the device, else the workers' views."""
+    size = method.settings.image_size
+    train_samples, val_samples = split_validation(training_samples(method, data, intensity), watch.val_fraction,
+                                                  seed=seed)
+    view_fn = images_only if recipe is not None else worker_views(method)
+    validation = ViewDataset(val_samples, view_fn, size) if val_samples else None
+    monitor = Monitor(watch, run_dir, validation=validation, probe=probe_set(watch, size, seed), is_main=is_main)
+    return ViewDataset(train_samples, view_fn, size), monitor
 
 
 def device_recipe(method: Method, views: str, device_type: str) -> ViewRecipe | None:
@@ -180,9 +190,10 @@ def initialise(method: Method, init: str | Path, *, progress: bool = True) -> No
     method.reset_targets()
 
 
-def plot_losses(result: TrainResult, path: Path, title: str,
-                validation: list[tuple[int, float]] | None = None) -> Path | None:
-    """The loss of every step, and the validation loss of every epoch, as a PNG (matplotlib's Agg backend)."""
+def plot_losses(result: TrainResult, path: Path, title: str, validation: list[tuple[int, float]] | None = None,
+                selected: int | None = None) -> Path | None:
+    """The loss of every step, the validation loss of every epoch and the step of the output checkpoint when it
+    is not the last, as a PNG (matplotlib's Agg backend)."""
     if not result.losses:
         return None
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -195,6 +206,9 @@ def plot_losses(result: TrainResult, path: Path, title: str,
     if validation:
         steps, values = zip(*validation)
         ax.plot(steps, values, "o-", markersize=3, linewidth=1.2, label="validation (per epoch)")
+    if selected is not None:
+        ax.axvline(selected, color="0.4", linestyle=":", linewidth=1, label=f"output checkpoint (step {selected})")
+    if validation or selected is not None:
         ax.legend(frameon=False)
     ax.set(xlabel="step", ylabel="loss", title=f"{title}: final {result.final_loss:.4g}")
     ax.grid(alpha=0.3)
