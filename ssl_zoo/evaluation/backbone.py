@@ -30,7 +30,8 @@ class Backbone:
 
 def load_backbone(ref: str | Path, *, in_chans: int = 3, num_classes: int = 0, progress: bool = True) -> Backbone:
     """``ssl_zoo.load(ref, num_classes=..., in_chans=...)`` plus its folder and fingerprint."""
-    from ..loading import load, resolve_folder
+    from ..loading import load
+    from ..resolve import resolve_folder
 
     folder = resolve_folder(ref, progress=progress)
     model = load(folder, num_classes=num_classes, in_chans=in_chans, progress=progress)

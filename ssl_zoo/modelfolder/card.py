@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..architectures import ArchSpec, get_arch
+from ..architectures import ArchKind, ArchSpec, get_arch
 from ..registry import Entry
 from ..preprocessing import preprocessing_record
 
@@ -90,9 +90,9 @@ _HUB_REF = re.compile(r"hf-hub:[\w.\-]+/[\w.\-]+")
 
 
 # Architecture kind -> (the Hub's library_name, pipeline_tag): timm backbones extract features; U-Nets segment.
-HUB_LIBRARIES = {"timm": ("timm", "image-feature-extraction"),
-                 "smp-unet": ("segmentation-models-pytorch", "image-segmentation"),
-                 "unet3d": ("pytorch", "image-segmentation")}
+HUB_LIBRARIES = {ArchKind.TIMM: ("timm", "image-feature-extraction"),
+                 ArchKind.SMP_UNET: ("segmentation-models-pytorch", "image-segmentation"),
+                 ArchKind.UNET3D: ("pytorch", "image-segmentation")}
 
 
 def card_metadata(entry: Entry) -> dict[str, Any]:
@@ -162,14 +162,14 @@ def _placeholder_note(repo: str) -> str:
 
 
 def _architecture_line(spec: ArchSpec) -> str:
-    if spec.kind == "timm":
+    if spec.kind is ArchKind.TIMM:
         return f"{spec.name} backbone (no classifier), {spec.num_features}-d pooled features"
     return f"{spec.name} with {', '.join(spec.parts)} (smp/Models Genesis key names; not a timm model)"
 
 
 def _how_to_load(entry: Entry, spec: ArchSpec) -> str:
     repo = (entry.hf_repo or REPO_PLACEHOLDER).partition("@")[0]
-    if spec.kind != "timm":
+    if spec.kind is not ArchKind.TIMM:
         return _how_to_load_unet(entry, spec, repo)
     return f"""## How to load
 {_placeholder_note(repo)}With ssl_zoo (checks the sha256 above after downloading):
@@ -197,7 +197,7 @@ model.load_state_dict(safetensors.torch.load_file("model.safetensors"))   # stri
 def _how_to_load_unet(entry: Entry, spec: ArchSpec, repo: str) -> str:
     # timm cannot build these: only ssl_zoo (or the architecture's own code) reads the folder.
     plain = ""
-    if spec.kind == "smp-unet":
+    if spec.kind is ArchKind.SMP_UNET:
         plain = f"""With segmentation_models_pytorch and safetensors:
 ```python
 import safetensors.torch, segmentation_models_pytorch as smp

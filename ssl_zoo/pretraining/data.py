@@ -20,14 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
-from ..errors import SslZooError
+from ..errors import TrainingDataError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 VOLUME_SUFFIXES = (".nii", ".nii.gz")
-
-
-class TrainingDataError(SslZooError, ValueError):
-    """The training data cannot be read or does not suit the method."""
 
 
 @dataclass(frozen=True)

@@ -19,15 +19,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..errors import SslZooError
+from ..errors import NonFiniteLossError
 from ..runtime import Distributed, Speed
 from . import checkpoint
 from .base import Method, OptimizerSpec
 from .data import ResumableBatches, ViewDataset, batches_per_epoch
-
-
-class NonFiniteLossError(SslZooError, FloatingPointError):
-    """The loss became NaN or infinite; the last checkpoint is from before it."""
 
 
 # Settings a resumed run must share with the checkpoint: they decide the data order and the schedule.

@@ -31,6 +31,7 @@ from ..modelfolder.files import CARD, folder_files, read_config, verify_folder
 from ..store.hashes import sha256_file
 from .hub import REPO_RE, one_line
 from ..registry import all_entries
+from ..resolve import resolve_folder
 
 
 @dataclass(frozen=True)
@@ -156,8 +157,6 @@ def publish(
                            "or use --revision alone to commit to that branch")
     items = [names_or_folders] if isinstance(names_or_folders, (str, Path)) else list(names_or_folders)
     options = {"private": private, "create_pr": create_pr, "revision": revision}
-    from ..loading import resolve_folder  # imports torch: only now
-
     folders = [resolve_folder(item, progress=progress) for item in items]
     with _progress_bars(progress):
         return [_publish_one(folder, namespace, dry_run, options) for folder in folders]
