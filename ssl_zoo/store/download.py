@@ -28,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 from filelock import FileLock
 from tqdm import tqdm
 
+from ssl_zoo import __version__
 from ssl_zoo.store import cache
 from ssl_zoo.store.atomic import fsync_dir
 from ssl_zoo.errors import ChecksumError, DiskFullError, DownloadError, NotACheckpointError
@@ -271,10 +272,6 @@ def _request(url: str, offset: int) -> urllib.request.Request:
 
 
 def _user_agent() -> str:
-    try:
-        from ssl_zoo import __version__  # imported here: ssl_zoo/__init__ may import this module
-    except ImportError:
-        return "ssl_zoo"
     return f"ssl_zoo/{__version__}"
 
 
