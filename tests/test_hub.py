@@ -20,7 +20,6 @@ import torch
 import ssl_zoo
 from ssl_zoo import errors, resolve
 from ssl_zoo.store import cache
-from ssl_zoo.sharing import hub
 from ssl_zoo.modelfolder.files import read_weights
 from ssl_zoo.registry import all_entries
 

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .backbone import bar
+from ..progress import bar
 from .data import Samples, load_item
 from .preprocess import build_transform
 from .report import report_trials

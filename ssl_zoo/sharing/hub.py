@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .. import __version__
+from ..progress import shown
 from ..store import cache
 from ..store.atomic import write_text_atomic
 from ..errors import ChecksumError, HubError, OfflineError
@@ -174,7 +175,7 @@ def _download(repo_id: str, filename: str, commit: str, folder: Path, progress: 
 
 def _tqdm_class(progress: bool) -> Any:
     """huggingface_hub's bar class, switched off when progress is not wanted."""
-    if progress and not cache.env_flag(cache.QUIET_ENV):
+    if shown(progress):
         return None
     from huggingface_hub.utils import tqdm
 

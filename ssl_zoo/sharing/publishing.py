@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .. import __version__
-from ..store import cache
 from ..modelfolder.card import with_repo_id
 from ..errors import PublishError
 from ..modelfolder.files import CARD, folder_files, read_config, verify_folder
 from ..store.hashes import sha256_file
 from .hub import REPO_RE, one_line
+from ..progress import shown
 from ..registry import all_entries
 from ..resolve import resolve_folder
 
@@ -168,7 +168,7 @@ def _progress_bars(progress: bool) -> Iterator[None]:
     from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
     was_disabled = are_progress_bars_disabled()
-    if not progress or cache.env_flag(cache.QUIET_ENV):
+    if not shown(progress):
         disable_progress_bars()
     try:
         yield
