@@ -3,7 +3,6 @@ on one's own pre-trained folder (no ``--image-size``), and ``SSL_ZOO_SOURCE=hub 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -16,37 +15,16 @@ from ssl_zoo.architectures import get_arch
 from ssl_zoo.cli.main import main
 from ssl_zoo.evaluation.probe import linear_probe
 from ssl_zoo.pretraining.output import TrainingRecord, backbone_tensors, write_model_folder
-from ssl_zoo.registry import all_entries
 from ssl_zoo.resolve import RefKind, reference_kind, resolve_folder
 from ssl_zoo.store import cache
 
-from .fakehub import FakeHub, make_model_folder
+from .fakehub import FakeHub
 from .test_eval_cli import class_folder  # noqa: F401  (fixture)
 from .test_eval_support import learnable_samples
+from .test_hub import NAME, REPO, endpoint, fake_hub, folder, published_entry  # noqa: F401  (fixtures: the loopback Hub)
 
-NAME = "supervised-r18"
-REPO = "lab/resnet18.refs"
 SIDE = 32
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
-
-
-@pytest.fixture(scope="module")
-def hub_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_model_folder(tmp_path_factory.mktemp("refs"), NAME)
-
-
-@pytest.fixture(scope="module")
-def fake_hub(hub_folder: Path) -> FakeHub:
-    with FakeHub() as server:
-        server.add_folder(REPO, hub_folder)
-        yield server
-
-
-@pytest.fixture
-def endpoint(fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> FakeHub:
-    monkeypatch.setenv("HF_ENDPOINT", fake_hub.url)
-    monkeypatch.delenv(cache.SOURCE_ENV, raising=False)
-    return fake_hub
 
 
 @pytest.fixture(scope="module")
@@ -95,21 +73,19 @@ def test_probe_command_on_an_hf_hub_reference(endpoint: FakeHub, class_folder: P
     assert json.loads(capsys.readouterr().out)["model"] == f"hf-hub:{REPO}"
 
 
-def test_protocols_on_a_local_dir_reference(hub_folder: Path, tmp_path: Path) -> None:
+def test_protocols_on_a_local_dir_reference(folder: Path, tmp_path: Path) -> None:
     data = learnable_samples(40)
-    record = linear_probe(f"local-dir:{hub_folder}", data, C=1.0, progress=False)
-    same = linear_probe(hub_folder, data, C=1.0, progress=False)
+    record = linear_probe(f"local-dir:{folder}", data, C=1.0, progress=False)
+    same = linear_probe(folder, data, C=1.0, progress=False)
     assert record["summary"]["accuracy"]["mean"] == same["summary"]["accuracy"]["mean"]
-    assert repr(ssl_zoo.transforms(f"local-dir:{hub_folder}")) == repr(ssl_zoo.transforms(NAME))
+    assert repr(ssl_zoo.transforms(f"local-dir:{folder}")) == repr(ssl_zoo.transforms(NAME))
 
 
-def test_source_hub_pull_takes_the_hub_path(endpoint: FakeHub, hub_folder: Path,
+def test_source_hub_pull_takes_the_hub_path(endpoint: FakeHub, folder: Path, published_entry: None,  # noqa: F811
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    entries = all_entries()
-    monkeypatch.setitem(entries, NAME, dataclasses.replace(entries[NAME], hf_repo=REPO))
     monkeypatch.setenv(cache.SOURCE_ENV, "hub")
     monkeypatch.setenv(cache.MIRROR_ENV, "http://127.0.0.1:9")  # upstream must not be needed
     assert main(["pull", NAME, "--quiet"]) == 0
     pulled = cache.model_dir(NAME)
-    assert (pulled / "config.json").read_bytes() == (hub_folder / "config.json").read_bytes()
+    assert (pulled / "config.json").read_bytes() == (folder / "config.json").read_bytes()
     assert any(path.startswith(REPO) for _, path in endpoint.requests)
