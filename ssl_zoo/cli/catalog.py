@@ -12,7 +12,7 @@ from typing import Any
 from .. import inventory
 from ..registry import Entry, get_entry, list_models
 from ..store import cache
-from .common import Column, add_command, emit, field, note, progress_enabled
+from .common import Column, add_command, emit, field, note, plural, positive_int, progress_enabled
 
 
 def _licence(record: dict[str, Any]) -> str:
@@ -84,8 +84,10 @@ def _skipped(name: str) -> dict[str, Any]:
 
 
 def _pull_targets(args: argparse.Namespace) -> tuple[list[str], list[dict[str, Any]]]:
-    if bool(args.names) == bool(args.all):
-        args.parser.error("give entry names or --all (not both)")
+    if not args.names and not args.all:
+        args.parser.error("name the entries to pull (see `ssl-zoo list`), or give --all")
+    if args.names and args.all:
+        args.parser.error("give entry names or --all, not both")
     if not args.all:
         return args.names, []
     # Without a mirror, a user-supplied entry with nothing cached can only fail: report it, do not fail on it.
@@ -99,7 +101,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     from ..pulling import pull_many
 
     names, skipped = _pull_targets(args)
-    note(args, f"pulling {len(names)} entries, {args.jobs} at a time")
+    note(args, f"pulling {plural(len(names), 'entry', 'entries')}, {args.jobs} at a time")
     results = pull_many(names, jobs=args.jobs, force=args.force, require_hashes=args.require_hashes,
                         progress=progress_enabled(args))
     records = [{**dataclasses.asdict(r), "folder": r.folder and str(r.folder)} for r in results] + skipped
@@ -146,7 +148,7 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = add_command(sub, common, "pull", cmd_pull, "download and convert entries (in parallel)")
     p.add_argument("names", nargs="*", metavar="NAME")
     p.add_argument("--all", action="store_true", help="every registry entry")
-    p.add_argument("--jobs", "-j", type=int, default=4, help="entries worked on at once (default 4)")
+    p.add_argument("--jobs", "-j", type=positive_int, default=4, help="entries worked on at once (default 4)")
     p.add_argument("--force", action="store_true", help="convert again even if the model folder exists")
     p.add_argument("--require-hashes", action="store_true", help="refuse files without a pinned or recorded sha256")
     p = add_command(sub, common, "convert", cmd_convert, "convert a checkpoint you downloaded yourself", json_flag=False)

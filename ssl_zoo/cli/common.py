@@ -61,3 +61,47 @@ def add_command(sub: Any, common: argparse.ArgumentParser, name: str, func: Call
     if json_flag:
         parser.add_argument("--json", action="store_true", help="print JSON with the same fields as the table")
     return parser
+
+
+def plural(count: int, one: str, many: str) -> str:
+    """``"1 entry"`` / ``"3 entries"``."""
+    return f"{count} {one if count == 1 else many}"
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1, checked before any work starts."""
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0 (a learning rate, C)."""
+    value = _number(text, float)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a share in (0, 1], such as a label fraction."""
+    value = _number(text, float)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1] (0.1 is 10 %), got {text}")
+    return value
+
+
+def _number(text: str, kind: type) -> Any:
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not {'an integer' if kind is int else 'a number'}: {text!r}") from None
