@@ -6,13 +6,14 @@ import argparse
 import dataclasses
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
 from .. import inventory
 from ..registry import Entry, get_entry, list_models
 from ..store import cache
-from .common import Column, add_command, emit, field, note, plural, positive_int, progress_enabled
+from .common import Column, add_command, emit, field, note, plural, positive_int, progress_enabled, terminal_width
 
 
 def _licence(record: dict[str, Any]) -> str:
@@ -35,6 +36,10 @@ def _list_record(entry: Entry) -> dict[str, Any]:
             "status": inventory.entry_state(entry.name).status}
 
 
+STATUS_LEGEND = ("STATUS: converted = model folder ready to load; downloaded = upstream file cached, not converted "
+                 "yet; user-supplied = no public download, bring the file (`ssl-zoo info NAME`); - = nothing cached")
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     """``ssl-zoo list``: the registry as a table, filtered."""
     pattern = args.pattern if any(c in args.pattern for c in "*?[") else f"*{args.pattern}*"
@@ -42,6 +47,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     emit(args, [_list_record(get_entry(n)) for n in names], LIST_COLUMNS)
     if not names:
         print("no entry matches; run `ssl-zoo list` to see every name", file=sys.stderr)
+    elif not args.json:
+        note(args, textwrap.fill(STATUS_LEGEND, terminal_width()))
     return 0
 
 
@@ -106,6 +113,10 @@ def cmd_pull(args: argparse.Namespace) -> int:
                         progress=progress_enabled(args))
     records = [{**dataclasses.asdict(r), "folder": r.folder and str(r.folder)} for r in results] + skipped
     emit(args, records, PULL_COLUMNS)
+    if not args.json:  # the table may cut an error to fit the terminal: each one whole, where it can be read
+        for result in results:
+            if not result.ok:
+                print(f"{result.name}: {result.error}", file=sys.stderr)
     return 1 if any(not r.ok for r in results) else 0
 
 
@@ -137,7 +148,8 @@ def cmd_mirror_export(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = add_command(sub, common, "list", cmd_list, "list the registry entries and what the cache holds")
+    p = add_command(sub, common, "list", cmd_list, "list the registry entries and what the cache holds. "
+                    + STATUS_LEGEND)
     p.add_argument("pattern", nargs="?", default="*", metavar="PATTERN",
                    help="wildcard on the name ('moco*'); plain text matches anywhere in the name")
     p.add_argument("--arch", help="only this architecture (resnet50, resnet18, densenet121)")

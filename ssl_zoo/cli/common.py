@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from typing import Any, Callable, Iterable, Sequence
 
@@ -28,20 +29,53 @@ def field(key: str) -> Callable[[dict[str, Any]], object]:
     return lambda record: record[key]
 
 
-def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """Plain-text table: left-aligned columns two spaces apart, a dashed rule under the header."""
+def terminal_width() -> int:
+    """Columns of the terminal (``COLUMNS`` when set; 96 when stdout is not a terminal)."""
+    return shutil.get_terminal_size((96, 24)).columns
+
+
+def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, width: int | None = None) -> str:
+    """Plain-text table: left-aligned columns two spaces apart, a dashed rule under the header.
+
+    Args:
+        headers: Column titles.
+        rows: Cells, turned into text with ``str``.
+        width: Fit the table into this many columns by narrowing the widest columns and ending cut cells with
+            "…"; None keeps every cell whole (``--wide``).
+    """
     cells = [list(headers), *([str(c) for c in row] for row in rows)]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    widths = _fit([max(len(row[i]) for row in cells) for i in range(len(headers))], headers, width)
+    lines = ["  ".join(_cut(c, w).ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _fit(widths: list[int], headers: Sequence[str], width: int | None) -> list[int]:
+    """Narrow the widest column, one character at a time, until the table fits ``width``.
+
+    Headers stay whole, and so does the first column: it holds the names a user types next.
+    """
+    widths = list(widths)
+    floors = [widths[0]] + [max(len(h), 6) for h in headers[1:]]
+    while width and sum(widths) + 2 * (len(widths) - 1) > width:
+        candidates = [i for i, w in enumerate(widths) if w > floors[i]]
+        if not candidates:
+            break
+        widest = max(candidates, key=lambda i: widths[i])
+        widths[widest] -= 1
+    return widths
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def emit(args: argparse.Namespace, records: list[dict[str, Any]], columns: list[Column]) -> None:
     if args.json:
         print(json.dumps(records, indent=2, default=str))
     elif records:
-        print(format_table([h for h, _ in columns], ([get(r) for _, get in columns] for r in records)))
+        width = None if getattr(args, "wide", False) else terminal_width()
+        print(format_table([h for h, _ in columns], ([get(r) for _, get in columns] for r in records), width=width))
 
 
 def progress_enabled(args: argparse.Namespace) -> bool:
@@ -60,6 +94,8 @@ def add_command(sub: Any, common: argparse.ArgumentParser, name: str, func: Call
     parser.set_defaults(func=func, parser=parser, json=False)
     if json_flag:
         parser.add_argument("--json", action="store_true", help="print JSON with the same fields as the table")
+        parser.add_argument("--wide", action="store_true", help="print every cell whole instead of fitting the "
+                            "table to the terminal (cut cells end with …)")
     return parser
 
 

@@ -155,6 +155,9 @@ def publish(
     if create_pr and revision:
         raise PublishError("--create-pr opens a pull request against the default branch: drop --revision, "
                            "or use --revision alone to commit to that branch")
+    if cache.is_offline() and not dry_run:
+        raise PublishError("offline mode is on (SSL_ZOO_OFFLINE or HF_HUB_OFFLINE): publishing needs the network; "
+                           "unset it, or check what would be sent with --dry-run")
     items = [names_or_folders] if isinstance(names_or_folders, (str, Path)) else list(names_or_folders)
     options = {"private": private, "create_pr": create_pr, "revision": revision}
     from ..loading import resolve_folder  # imports torch: only now
@@ -207,9 +210,6 @@ def _upload(plan: PublishPlan, stage: Path) -> PublishPlan:
         import huggingface_hub
         from huggingface_hub.utils import httpx
 
-    if cache.is_offline():
-        raise PublishError("offline mode is on (SSL_ZOO_OFFLINE or HF_HUB_OFFLINE): publishing needs the network; "
-                           "unset it, or check what would be sent with --dry-run")
     api = huggingface_hub.HfApi(library_name="ssl_zoo", library_version=__version__)
     try:
         api.create_repo(plan.repo_id, private=plan.private, exist_ok=True, repo_type="model")
