@@ -19,63 +19,16 @@ DICOM MONOCHROME1 images (bright = low values) are inverted after scaling, so ev
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import IntensityError
+from .registry.intensity import SCALINGS, Intensity, parse_intensity
+
+__all__ = ["SCALINGS", "Intensity", "file_window", "intensity_of", "parse_intensity", "read_dicom", "scale_to_unit"]
 
 if TYPE_CHECKING:
     import numpy as np
-
-SCALINGS = ("auto", "minmax", "window", "file-window")
-
-
-@dataclass(frozen=True)
-class Intensity:
-    """An intensity recipe (see the module docstring).
-
-    Attributes:
-        scaling: "auto", "minmax", "window" or "file-window".
-        window: (low, high) in modality units, for "window".
-    """
-
-    scaling: str = "auto"
-    window: tuple[float, float] | None = None
-
-    def __post_init__(self) -> None:
-        if self.scaling not in SCALINGS:
-            raise IntensityError(f"unknown intensity scaling {self.scaling!r}; choose one of {SCALINGS} "
-                                 "(a window as 'window:LOW,HIGH')")
-        if (self.scaling == "window") != (self.window is not None):
-            raise IntensityError("a window needs scaling 'window' and (low, high): write 'window:LOW,HIGH'")
-        if self.window is not None and not self.window[0] < self.window[1]:
-            raise IntensityError(f"window {self.window} needs low < high")
-
-    def __str__(self) -> str:
-        return f"window:{self.window[0]:g},{self.window[1]:g}" if self.window else self.scaling
-
-
-def parse_intensity(spec: "str | Intensity | None") -> Intensity:
-    """An ``Intensity`` from its text form ("minmax", "window:-1000,1000", ...); None is "auto".
-
-    Raises:
-        IntensityError: For an unknown recipe or a malformed window.
-
-    Example:
-        >>> parse_intensity("window:-1000,1000").window
-        (-1000.0, 1000.0)
-    """
-    if spec is None or isinstance(spec, Intensity):
-        return spec or Intensity()
-    text = str(spec).strip()
-    if not text.startswith("window:"):
-        return Intensity(text)
-    try:
-        low, high = (float(v) for v in text[len("window:"):].split(","))
-    except ValueError as exc:
-        raise IntensityError(f"malformed window {text!r}: write 'window:LOW,HIGH', e.g. 'window:-1000,1000'") from exc
-    return Intensity("window", (low, high))
 
 
 def intensity_of(spec: "str | Intensity | None") -> Intensity:
@@ -155,8 +108,12 @@ def read_dicom(path: str | Path, intensity: "Intensity | str | None" = None) -> 
         IntensityError: When the recipe cannot apply to the file.
     """
     import numpy as np
-    import pydicom
-    from pydicom.pixels import apply_modality_lut
+
+    from .extras import extra_imports
+
+    with extra_imports():
+        import pydicom
+        from pydicom.pixels import apply_modality_lut
 
     recipe = parse_intensity(intensity)
     ds = pydicom.dcmread(str(path))
@@ -185,6 +142,6 @@ def file_window(ds: Any) -> tuple[float, float] | None:
 
 def _first(value: Any) -> float:
     """A DICOM number that may be multi-valued (several windows): its first value."""
-    from pydicom.multival import MultiValue
+    from pydicom.multival import MultiValue  # pydicom is imported: this runs on a dataset it read
 
     return float(value[0] if isinstance(value, MultiValue) else value)

@@ -144,3 +144,6 @@ def test_pretraining_on_dicom_files(tmp_path):
              intensity="lidc-moco-v2", options=OPTIONS.get("simclr", {}), progress=False)
     training = json.loads((out / "model" / "config.json").read_text())["ssl_zoo"]["training"]
     assert training["steps"] == 2 and training["watched"]["intensity"] == "minmax (from lidc-moco-v2)"
+    from ssl_zoo.preprocessing import preprocessing_of
+
+    assert preprocessing_of(out / "model").intensity == "minmax"  # evaluation reads raw CT as training did

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError
+from ..extras import extra_imports
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -63,7 +64,8 @@ def read_dicom(path: Path, *, window: tuple[float, float] | None = None) -> np.n
 
 def read_nifti_slice(path: Path, *, slice_index: int | None = None) -> np.ndarray:
     """One axial slice of a NIfTI volume in uint8, scaled over the slice's own range."""
-    import nibabel
+    with extra_imports():
+        import nibabel
 
     volume = np.asanyarray(nibabel.load(str(path)).dataobj)
     if volume.ndim == 2:

@@ -23,16 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
-from ..errors import SslZooError
+from ..errors import TrainingDataError
+from ..extras import extra_imports
 from ..intensity import Intensity, intensity_of, read_dicom, scale_to_unit
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 VOLUME_SUFFIXES = (".nii", ".nii.gz")
 DICOM_SUFFIXES = (".dcm", ".dicom")
-
-
-class TrainingDataError(SslZooError, ValueError):
-    """The training data cannot be read or does not suit the method."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +81,8 @@ def _samples_of(file: Path, volume_base: int, recipe: Intensity) -> list[Sample]
 def _dicom_samples(files: list[Path], volume_base: int, recipe: Intensity) -> list[Sample]:
     """DICOM files: a series of several files is a volume ordered by slice position, a multi-frame file a
     volume of its frames, any other file one image; every sample carries its PatientID."""
-    import pydicom
+    with extra_imports():
+        import pydicom
 
     series: dict[str, list[tuple[Path, Any]]] = {}
     for file in files:
@@ -127,7 +125,8 @@ def _read_image(file: Path) -> np.ndarray:
 
 
 def _read_nifti(file: Path) -> np.ndarray:
-    import nibabel
+    with extra_imports():
+        import nibabel
 
     return np.moveaxis(np.asarray(nibabel.load(str(file)).dataobj), -1, 0)  # slices first
 

@@ -11,7 +11,6 @@ validates after each epoch, logs the metrics and may stop the run early (``monit
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..errors import SslZooError
+from ..errors import NonFiniteLossError
+from ..progress import bar
 from ..runtime import Distributed, Speed
 from . import checkpoint
 from .base import Method, OptimizerSpec
@@ -29,10 +29,6 @@ from .data import ResumableBatches, ViewDataset, batches_per_epoch
 from .monitor import VALIDATION_SEED, Monitor, validation_loss
 from .probe import probe_accuracy
 from .views import ViewRecipe, seeded, views_batch
-
-
-class NonFiniteLossError(SslZooError, FloatingPointError):
-    """The loss became NaN or infinite; the last checkpoint is from before it."""
 
 
 # Settings a resumed run must share with the checkpoint: they decide the data order and the schedule.
@@ -289,7 +285,5 @@ class _Run:
             "monitor": self.monitor.state.as_dict() if self.monitor is not None else None})
 
     def _bar(self, initial: int):
-        from tqdm.auto import tqdm
-
-        return tqdm(total=self.total, initial=initial, desc=f"pretrain {self.method.name}", unit="step",
-                    file=sys.stderr, disable=not (self.settings.progress and self.dist.is_main), dynamic_ncols=True)
+        return bar(total=self.total, initial=initial, desc=f"pretrain {self.method.name}", unit="step",
+                   progress=self.settings.progress and self.dist.is_main, dynamic_ncols=True, leave=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import WandbMissingError
+from ..extras import extra_imports
 from ..store.atomic import write_text_atomic
 
 METRICS = "metrics.csv"
@@ -82,7 +83,8 @@ class EventFile:
     """
 
     def __init__(self, folder: Path, *, purge_step: int | None = None):
-        from tensorboard.compat.proto.event_pb2 import Event, SessionLog
+        with extra_imports():
+            from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 
         folder.mkdir(parents=True, exist_ok=True)
         name = f"events.out.tfevents.{time.time():.6f}.{socket.gethostname()}.{os.getpid()}.ssl_zoo"

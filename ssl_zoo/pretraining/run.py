@@ -18,6 +18,7 @@ from .monitor import Monitor, MonitorSettings, for_method, split_validation
 from .output import CURVE, TrainingRecord, write_outputs
 from .augment import recipe_views
 from .views import ViewRecipe, images_only, recipe_for
+from ..extras import extra_imports
 
 
 def pretrain(
@@ -84,7 +85,7 @@ def pretrain(
                                  warmup_epochs=warmup_epochs, clip=clip, seed=seed,
                                  checkpoint_every=checkpoint_every,
                                  progress=progress and not cache.env_flag(cache.QUIET_ENV))
-    with distributed_session(speed.device) as dist:
+    with speed.numerics(), distributed_session(speed.device) as dist:
         torch.manual_seed(seed)  # every process builds the same networks
         model = build_method(method, MethodSettings(arch=arch, image_size=image_size, options=dict(options or {})))
         if init is not None and not resume:
@@ -103,8 +104,9 @@ def pretrain(
         curve = plot_losses(result, run_dir / CURVE, method, monitor.state.validation, best)
         record = TrainingRecord(method, model.paper, str(data), epochs, batch_size, result.steps,
                                 result.final_loss, str(init or "random"), image_size, model.settings.mean,
-                                model.settings.std, {**watched, "views": _views_record(recipe, model),
-                                                     "intensity": _intensity_record(intensity)})
+                                model.settings.std, watched={**watched, "views": _views_record(recipe, model),
+                                                             "intensity": _intensity_record(intensity),
+                                                             "intensity_recipe": str(intensity_of(intensity))})
         return write_outputs(model.cpu(), run_dir, record, curve)
 
 
@@ -180,7 +182,8 @@ def initialise(method: Method, init: str | Path, *, progress: bool = True) -> No
     """
     from ..architectures.tasks import backbone_part
     from ..modelfolder.files import read_config, read_weights
-    from ..loading import folder_arch, resolve_folder
+    from ..loading import folder_arch
+    from ..resolve import resolve_folder
 
     folder = resolve_folder(init, progress=progress)
     arch, weights = backbone_part(folder_arch(read_config(folder), folder), read_weights(folder))
@@ -196,8 +199,9 @@ def plot_losses(result: TrainResult, path: Path, title: str, validation: list[tu
     is not the last, as a PNG (matplotlib's Agg backend)."""
     if not result.losses:
         return None
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    with extra_imports():
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6, 3.5), dpi=100)  # no pyplot: the caller's matplotlib backend stays as it is
     FigureCanvasAgg(fig)

@@ -210,7 +210,11 @@ def images_only(image: "torch.Tensor", meta: dict[str, float]) -> dict[str, "tor
 def _pipeline(crop: CropSpec, device_type: str, device_index: int | None):
     """The kornia modules of one crop kind, their random draws on the device (built once per device)."""
     import torch
-    from kornia import augmentation as K
+
+    from ..extras import extra_imports
+
+    with extra_imports():
+        from kornia import augmentation as K
 
     steps = []
     if crop.rotate:

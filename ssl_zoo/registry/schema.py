@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..errors import IntensityError, RegistryError
-from ..intensity import Intensity, parse_intensity
+from .intensity import Intensity, parse_intensity
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]*$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
