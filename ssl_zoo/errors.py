@@ -80,3 +80,19 @@ class BundleError(SslZooError, ValueError):
 
 class SettingError(SslZooError, ValueError):
     """An environment variable set to a value ssl_zoo does not know."""
+
+
+class UnknownDatasetError(SslZooError, KeyError):
+    """A dataset card name that does not exist."""
+
+
+class DatasetLayoutError(DatasetError):
+    """A dataset root that lacks a file or folder of the card's layout."""
+
+
+class DatasetLabelError(DatasetError):
+    """Label values a card does not know, or a class with no image: reading them would change the task."""
+
+
+class DatasetSplitError(DatasetError):
+    """A split that cannot be scored: no positive of a scored finding, or an empty split."""
