@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import DatasetError
 from .images import read_image
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom", ".nii", ".nii.gz")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".dcm", ".dicom", ".nii", ".nii.gz")
 TASKS = ("binary", "multiclass", "multilabel", "segmentation")
 CSV_SPECIAL = ("split", "group")  # generic CSV columns that are not labels
 

@@ -41,7 +41,8 @@ def grouped_indices(groups: np.ndarray, *, seed: int, test: float = 0.2, val: fl
     n_test = int(round(len(groups) * test))
     n_val = int(round((len(groups) - n_test) * val))
     test_idx, rest = _take_groups(order, n_test)
-    val_idx, train_idx = _take_groups(rest, n_val)
+    val_idx, train_groups = _take_groups(rest, n_val)
+    train_idx = np.concatenate(train_groups) if train_groups else np.zeros(0, np.int64)
     return {"train": np.sort(train_idx), "val": np.sort(val_idx), "test": np.sort(test_idx)}
 
 

@@ -13,12 +13,10 @@ from .common import Request, encode, images_in, require, samples
 PREFIX = re.compile(r"^([A-Za-z]+)")
 
 
-def image_folder(card: Card, request: Request) -> Path:
-    """The folder of the card's first layout line (its parent for a file pattern) under the root, which may be
-    the folder above the release or the release folder itself."""
-    line = card.layout[0]
-    parts = Path(line.rstrip("/")).parts
-    parts = parts if line.endswith("/") else parts[:-1]
+def image_folder(card: Card, request: Request, strip: int = 1) -> Path:
+    """The folder ``strip`` levels above the card's first layout line (a file) under the root, which may be the
+    folder above the release or the release folder itself."""
+    parts = Path(card.layout[0]).parts[:-strip]
     candidates = [request.root.joinpath(*parts), request.root.joinpath(*parts[1:])]
     return next((c for c in candidates if c.is_dir()), require(card, candidates[0], request.root))
 
@@ -26,7 +24,7 @@ def image_folder(card: Card, request: Request) -> Path:
 def read_class_folders(card: Card, request: Request) -> Samples:
     """One folder per class (names through ``label_map``; ordinal classes keep the card's order); one image per
     group (no patient key published)."""
-    folder = image_folder(card, request)
+    folder = image_folder(card, request, strip=2)
     classes = sorted(p for p in folder.iterdir() if p.is_dir() and images_in(p))
     paths = [p for c in classes for p in images_in(c)]
     raw = [p.parent.name for p in paths]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import ChecksumError, DatasetError, OfflineError
+from ...errors import ChecksumError, DatasetError, DatasetLayoutError, OfflineError
 from ...evaluation.data import Samples
 from ..schema import Card
 from .common import Request, samples
@@ -64,7 +64,7 @@ def read_medmnist(card: Card, request: Request) -> Samples:
     if not path.is_file() and request.download:
         path = download(card, request.root, request.size, progress=request.progress)
     if not path.is_file():
-        raise DatasetError(f"{request.root}: missing file {name}; download it from {ZENODO.format(file=name)} "
+        raise DatasetLayoutError(f"{request.root}: missing file {name}; download it from {ZENODO.format(file=name)} "
                            f"(md5 {card.files[name]}) or pass download=True / `ssl-zoo datasets download "
                            f"{card.name} --root {request.root}`")
     with np.load(path) as data:
