@@ -147,6 +147,18 @@ def test_tuberculosis_label_from_file_name_suffix(tmp_path, card, folder, prefix
     _no_group_crosses(parts)
 
 
+def test_tuberculosis_findings_convention_and_release_folder_as_root(tmp_path):
+    root = layouts.tb_set(tmp_path, "ChinaSet_AllFiles", "CHNCXR")
+    findings = ["normal", "1 stage of TB", "normal", "Normal", "PTB in the left upper field"] * 2
+    rows = [[f"CHNCXR_{i:04d}_{i % 2}.png", "male", "40yrs", findings[i - 1]] for i in range(1, 11)]
+    layouts.write_csv(root / "shenzhen_metadata.csv", ["study_id", "sex", "age", "findings"], rows)
+    data = read_card("shenzhen", root, convention="findings")
+    assert [p.name for p in data.items] == [r[0] for r in rows]
+    assert data.targets.tolist() == [0, 1, 0, 1, 1] * 2  # exactly "normal" is negative, as upstream compares
+    inner = read_card("shenzhen", root / "ChinaSet_AllFiles")
+    assert len(inner) == 10 and inner.targets.tolist() == read_card("shenzhen", root).targets.tolist()
+
+
 def test_shenzhen_btl_lists_are_used_as_given(tmp_path):
     root = layouts.tb_set(tmp_path, "ChinaSet_AllFiles", "CHNCXR")
     layouts.shenzhen_lists(root)
@@ -241,6 +253,28 @@ def test_medmnist_missing_file_says_where_and_download_checks_md5(tmp_path, monk
         read_card("dermamnist", tmp_path, download=True)
 
 
+def test_medmnist_download_checks_the_md5(tmp_path, monkeypatch):
+    import dataclasses
+    import hashlib
+
+    from ssl_zoo.datasets.readers import medmnist as reader
+    from ssl_zoo.errors import ChecksumError
+
+    from .loopback import LoopbackServer
+
+    served = layouts.medmnist_npz(tmp_path / "zenodo", "breastmnist", 2)
+    md5 = hashlib.md5(served.read_bytes()).hexdigest()
+    with LoopbackServer(tmp_path / "zenodo") as server:
+        monkeypatch.setattr(reader, "ZENODO", server.url + "/{file}")
+        with pytest.raises(ChecksumError, match="differs from MedMNIST's 750601b1"):
+            read_card("breastmnist", tmp_path / "data", download=True, progress=False)
+        assert not (tmp_path / "data" / "breastmnist.npz").exists()  # nothing kept
+        card = dataclasses.replace(get_card("breastmnist"), files={"breastmnist.npz": md5})
+        path = reader.download(card, tmp_path / "data", 28, progress=False)
+    assert path.read_bytes() == served.read_bytes()
+    assert len(read_card("breastmnist", tmp_path / "data")) == 22
+
+
 def test_medmnist_cards_match_the_medmnist_package():
     from medmnist import INFO
 
@@ -310,3 +344,5 @@ def test_cards_info_tree_and_errors():
     assert all(not c.files for c in all_cards().values() if c.registration)
     with pytest.raises(Exception, match="card only"):
         read_dataset("some.csv", convention="u-ones")
+    with pytest.raises(Exception, match="chexpert is a dataset card: give --root DIR"):
+        read_dataset("chexpert")

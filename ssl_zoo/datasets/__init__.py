@@ -91,6 +91,8 @@ def read_card(name: str, root: str | Path, *, convention: str | None = None, unc
 
     card = get_card(name)
     root = Path(root).expanduser()
+    if download and card.files:
+        root.mkdir(parents=True, exist_ok=True)
     if not root.is_dir():
         raise DatasetError(f"{root}: no such folder; give --root the folder holding {card.name} "
                            f"(see `ssl-zoo datasets info {card.name}`)")

@@ -49,6 +49,9 @@ class Convention:
         label_map: Raw label value -> class id, overriding the card's map (e.g. a merge of two classes).
         classes: Class names after ``label_map``, overriding the card's.
         task: The task after this convention, overriding the card's.
+        label_file: A metadata CSV under the root that gives the labels instead of the file names: column 1
+            the image file name, column 4 the findings text; exactly "normal" is 0, any other text 1 (abnormal =
+            positive, as the medical transfer study reads the Kaggle TB metadata).
     """
 
     name: str
@@ -60,6 +63,7 @@ class Convention:
     label_map: Mapping[str, int] = field(default_factory=dict)
     classes: tuple[str, ...] = ()
     task: str = ""
+    label_file: str = ""
 
 
 @dataclass(frozen=True)

@@ -267,6 +267,9 @@ def read_dataset(name_or_path: str | Path, *, root: str | Path | None = None, ma
     if card_only:
         raise DatasetError(f"{card_only} apply to a dataset card only; give a card name with --root DIR")
     path = Path(name_or_path)
+    if not path.exists() and _is_card(str(name_or_path)):
+        raise DatasetError(f"{name_or_path} is a dataset card: give --root DIR (Python: root=) with the folder "
+                           f"holding it; `ssl-zoo datasets info {name_or_path}` shows the layout")
     if not path.exists():
         raise DatasetError(f"{path}: dataset not found; give a class folder, a CSV, an .npz, images + --masks, or a "
                            "card name with --root DIR (`ssl-zoo datasets` lists the cards)")
@@ -278,6 +281,17 @@ def read_dataset(name_or_path: str | Path, *, root: str | Path | None = None, ma
     if path.suffix.lower() == ".csv":
         return read_csv_labels(path, **csv_options)
     return read_image_folder(path)
+
+
+def _is_card(name: str) -> bool:
+    from ..datasets import get_card
+    from ..errors import UnknownDatasetError
+
+    try:
+        get_card(name)
+    except UnknownDatasetError:
+        return False
+    return True
 
 
 def load_item(item: Any) -> np.ndarray:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 
 from ...errors import DatasetError
 from ...evaluation.data import Samples
 from ..schema import Card
-from .common import Request, encode, images_in, require, samples
+from .common import Request, check_files, encode, images_in, require, samples
 
 PREFIX = re.compile(r"^([A-Za-z]+)")
 
@@ -18,7 +19,8 @@ def image_folder(card: Card, request: Request, strip: int = 1) -> Path:
     folder above the release or the release folder itself."""
     parts = Path(card.layout[0]).parts[:-strip]
     candidates = [request.root.joinpath(*parts), request.root.joinpath(*parts[1:])]
-    return next((c for c in candidates if c.is_dir()), require(card, candidates[0], request.root))
+    found = [c for c in candidates if c.is_dir()]
+    return found[0] if found else require(card, candidates[0], request.root)
 
 
 def read_class_folders(card: Card, request: Request) -> Samples:
@@ -45,11 +47,26 @@ def read_file_suffix(card: Card, request: Request) -> Samples:
     """The label is the digit after the last ``_`` (``CHNCXR_0001_0.png``); BenchmarkTransferLearning's lists
     (``ShenzenCXR_{train,valid,test}_data.txt``) next to the images fix the split when present."""
     folder = image_folder(card, request)
-    paths = images_in(folder)
-    raw = [p.stem.rsplit("_", 1)[-1] for p in paths]
+    if request.convention.label_file:
+        paths, raw = _metadata_labels(card, request, folder)
+    else:
+        paths = images_in(folder)
+        raw = [p.stem.rsplit("_", 1)[-1] for p in paths]
     targets = encode(card, request.convention, raw, str(folder))
     split = _listed_split(request.root, card, [p.name for p in paths])
     return samples(card, request, paths, targets, split=split, groups=[p.stem.rsplit("_", 1)[0] for p in paths])
+
+
+def _metadata_labels(card: Card, request: Request, folder: Path) -> tuple[list[Path], list[str]]:
+    """Images and raw labels ("0" / "1") from the convention's metadata CSV: findings "normal" -> "0", else "1"."""
+    path = require(card, request.root / request.convention.label_file, request.root)
+    with path.open(newline="") as handle:
+        rows = [row for row in list(csv.reader(handle))[1:] if row]
+    if not rows or min(len(row) for row in rows) < 4:
+        raise DatasetError(f"{path}: needs a header and rows of file name, sex, age, findings")
+    paths = [folder / row[0].strip() for row in rows]
+    check_files(paths, str(path))
+    return paths, ["0" if row[3] == "normal" else "1" for row in rows]
 
 
 def _listed_split(root: Path, card: Card, names: list[str]) -> list[str] | None:
