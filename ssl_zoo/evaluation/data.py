@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..errors import DatasetError
+from ..errors import DatasetError, DatasetLabelError
 from .images import read_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".dcm", ".dicom", ".nii", ".nii.gz")
@@ -98,6 +98,8 @@ class Samples:
                 stat = path.stat()
                 digest.update(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
         digest.update(np.asarray(self.targets).astype(str).tobytes())
+        if self.card:  # a card's intensity handling (e.g. NEAREST upsampling) changes the pixels
+            digest.update(repr(sorted(self.card.get("intensity", {}).items())).encode())
         return digest.hexdigest()
 
     def class_ids(self) -> np.ndarray:
@@ -167,7 +169,8 @@ def read_csv_labels(path: str | Path, *, image_column: str | None = None, label_
         samples = _single_label(paths, [row[label_columns[0]].strip() for row in rows])
     else:
         cells = [[row[c].strip() for c in label_columns] for row in rows]
-        samples = Samples(paths, _multilabel(cells, uncertain, seed), "multilabel", tuple(label_columns))
+        samples = Samples(paths, multilabel_targets(cells, uncertain, seed, str(path)), "multilabel",
+                          tuple(label_columns))
     return replace(samples, **{field: np.asarray([row[column].strip() for row in rows], dtype=object)
                                for field, column in (("split", "split"), ("groups", "group")) if column in header})
 
@@ -180,9 +183,18 @@ def _single_label(paths: list[Path], values: list[str]) -> Samples:
     return Samples(paths, np.asarray([ids[v] for v in values], dtype=np.int64), "multiclass", classes)
 
 
-def _multilabel(cells: list[list[str]], uncertain: str, seed: int) -> np.ndarray:
-    """Float labels: blank -> 0, -1 -> the policy (one seeded uniform draw per uncertain cell)."""
-    values = np.asarray([[float(v) if v else 0.0 for v in row] for row in cells], dtype=np.float32)
+def multilabel_targets(cells: list[list[str]], uncertain: str, seed: int, where: str = "labels") -> np.ndarray:
+    """Float labels from CSV cells: 1 -> 1, 0 and blank -> 0, -1 -> the ``uncertain`` policy (one seeded uniform
+    draw per uncertain cell).
+
+    Raises:
+        DatasetLabelError: A value other than 1, 0, -1 (also written 1.0, 0.0, -1.0) or blank.
+    """
+    known = {"": 0.0, "1": 1.0, "1.0": 1.0, "0": 0.0, "0.0": 0.0, "-1": -1.0, "-1.0": -1.0}
+    bad = sorted({v for row in cells for v in row if v not in known})
+    if bad:
+        raise DatasetLabelError(f"{where}: unknown label value(s) {bad[:5]}; expected 1.0, 0.0, -1.0 or blank")
+    values = np.asarray([[known[v] for v in row] for row in cells], dtype=np.float32).reshape(len(cells), -1)
     low, high = UNCERTAIN_POLICIES[uncertain]
     unsure = values == -1
     values[unsure] = np.random.default_rng(seed).uniform(low, high, size=int(unsure.sum()))

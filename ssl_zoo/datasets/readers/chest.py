@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DatasetError
-from ...evaluation.data import Samples
 from ..schema import Card
-from .common import (Request, base_folder, check_files, classes_of, read_rows, require, require_columns, samples,
-                     soft_labels)
+from ...evaluation.data import Samples, multilabel_targets
+from .common import Request, base_folder, check_files, classes_of, read_rows, require, require_columns, samples
 
 CHEXPERT_RELEASES = ("CheXpert-v1.0-small", "CheXpert-v1.0")
 CHEXPERT_OFFICIAL = (("train.csv", "train"), ("valid.csv", "test"))  # the official test labels are hidden
@@ -29,11 +28,11 @@ def targets_for(card: Card, request: Request, cells: list[list[str]], where: str
     """
     task = request.convention.task or card.task
     if task == "multilabel":
-        return soft_labels(cells, request.policy, request.seed, where), task
+        return multilabel_targets(cells, request.policy or "zeros", request.seed, where), task
     if request.policy.startswith("lsr"):
         raise DatasetError(f"{card.name}: the {request.convention.name} task has hard 0/1 targets; use "
                            "--uncertain ones or zeros (soft labels need a multilabel convention)")
-    values = soft_labels(cells, request.policy, request.seed, where)[:, 0].astype(np.int64)
+    values = multilabel_targets(cells, request.policy or "zeros", request.seed, where)[:, 0].astype(np.int64)
     if not (values == 1).any() or not (values == 0).any():
         raise DatasetError(f"{where}: the {request.convention.name} task has a class with no image")
     return values, task

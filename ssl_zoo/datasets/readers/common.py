@@ -11,7 +11,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ...errors import DatasetError, DatasetLabelError, DatasetLayoutError
-from ...evaluation.data import IMAGE_SUFFIXES, UNCERTAIN_POLICIES, Samples
+from ...evaluation.data import IMAGE_SUFFIXES, Samples
 from ..schema import Card, Convention
 
 
@@ -120,23 +120,6 @@ def encode(card: Card, convention: Convention, raw: Sequence[str], where: str) -
     if empty:
         raise DatasetLabelError(f"{where}: class(es) {empty} have no image; {card.name} needs every class present")
     return ids
-
-
-def soft_labels(cells: list[list[str]], policy: str, seed: int, where: str) -> np.ndarray:
-    """Multilabel targets: blank -> 0, 1 -> 1, 0 -> 0, -1 -> the uncertain ``policy`` (seeded draws).
-
-    Raises:
-        DatasetError: A value other than 1, 0, -1 or blank.
-    """
-    known = {"": 0.0, "1": 1.0, "1.0": 1.0, "0": 0.0, "0.0": 0.0, "-1": -1.0, "-1.0": -1.0}
-    bad = sorted({v for row in cells for v in row if v not in known})
-    if bad:
-        raise DatasetLabelError(f"{where}: unknown label value(s) {bad[:5]}; expected 1.0, 0.0, -1.0 or blank")
-    values = np.asarray([[known[v] for v in row] for row in cells], dtype=np.float32)
-    low, high = UNCERTAIN_POLICIES[policy or "zeros"]
-    unsure = values == -1
-    values[unsure] = np.random.default_rng(seed).uniform(low, high, size=int(unsure.sum()))
-    return values
 
 
 def classes_of(card: Card, convention: Convention) -> tuple[str, ...]:
