@@ -86,8 +86,8 @@ class UnknownDatasetError(SslZooError, KeyError):
     """A dataset card name that does not exist."""
 
 
-class DatasetLayoutError(DatasetError):
-    """A dataset root that lacks a file or folder of the card's layout."""
+class DatasetLayoutError(DatasetError, FileNotFoundError):
+    """A dataset root that lacks a file or folder of the card's layout (also a ``FileNotFoundError``)."""
 
 
 class DatasetLabelError(DatasetError):

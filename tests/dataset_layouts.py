@@ -83,15 +83,20 @@ def xray14_findings(patient: int, k: int) -> str:
     return {7: "No Finding", 8: "Pneumonia", 9: "Effusion|Mass"}.get(position, "|".join(XRAY14))
 
 
-def chestxray14(root: Path, btl_lists: bool = False) -> Path:
-    """8 patients x 3 images in the archives' images_00N/images/ folders; patients 1-6 train_val, 7-8 test."""
+def chestxray14(root: Path, btl_lists: bool = False, original: bool = False) -> Path:
+    """8 patients x 3 images in the archives' images_00N/images/ folders; patients 1-6 train_val, 7-8 test.
+    ``original``: the 2017 ``Data_Entry_2017.csv`` with ``Patient Sex`` and a trailing comma on every line."""
     rows = []
     for patient in range(1, 9):
         for k in range(3):
             name = f"{patient:08d}_{k:03d}.png"
             image(root / f"images_00{1 + patient // 5}" / "images" / name, value=patient)
             rows.append([name, xray14_findings(patient, k), str(k), str(patient), "50", "M", "PA", 4, 4, 0.1, 0.1])
-    write_csv(root / "Data_Entry_2017_v2020.csv", XRAY14_HEADER, rows)
+    if original:
+        header = [("Patient Sex" if h == "Patient Gender" else h) for h in XRAY14_HEADER] + [""]
+        write_csv(root / "Data_Entry_2017.csv", header, [r + [""] for r in rows])
+    else:
+        write_csv(root / "Data_Entry_2017_v2020.csv", XRAY14_HEADER, rows)
     names = [r[0] for r in rows]
     (root / "train_val_list.txt").write_text("\n".join(n for n in names if int(n[:8]) <= 6) + "\n")
     (root / "test_list.txt").write_text("\n".join(n for n in names if int(n[:8]) > 6) + "\n")

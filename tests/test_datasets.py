@@ -126,6 +126,15 @@ def test_chestxray14_official_lists_patient_groups_and_multihot(tmp_path):
     _no_group_crosses(parts)
 
 
+def test_chestxray14_original_csv_with_trailing_comma(tmp_path):
+    original = read_card("chestx-ray14", layouts.chestxray14(tmp_path / "a", original=True))
+    current = read_card("chestx-ray14", layouts.chestxray14(tmp_path / "b"))
+    assert original.targets.tolist() == current.targets.tolist() and original.split.tolist() == current.split.tolist()
+    (tmp_path / "a" / "test_list.txt").unlink()
+    with pytest.raises(FileNotFoundError, match="missing file test_list.txt"):
+        read_card("chestx-ray14", tmp_path / "a")
+
+
 def test_chestxray14_btl_lists_and_seven_class_subset(tmp_path):
     root = layouts.chestxray14(tmp_path, btl_lists=True)
     data = read_card("chestx-ray14", root)

@@ -136,7 +136,11 @@ def read_mimic(card: Card, request: Request) -> Samples:
     require_columns(root / "chexpert.csv", tables["chexpert"], ["subject_id", "study_id", *labels])
     require_columns(root / "metadata.csv", tables["metadata"], ["dicom_id", "subject_id", "study_id", "ViewPosition"])
     study_labels = {(r["subject_id"], r["study_id"]): [r[c] for c in labels] for r in tables["chexpert"]}
-    split_of = {r["dicom_id"]: MIMIC_SPLITS[r["split"]] for r in tables["split"]}
+    split_of = {r["dicom_id"]: MIMIC_SPLITS.get(r["split"], r["split"]) for r in tables["split"]}
+    unsplit = [r["dicom_id"] for r in tables["metadata"] if r["dicom_id"] not in split_of]
+    if unsplit:
+        raise DatasetError(f"{root}: {len(unsplit)} image(s) of the metadata CSV are not in the split CSV (e.g. "
+                           f"{unsplit[0]}); use the three CSVs of the same release")
     rows = [r for r in tables["metadata"] if (r["subject_id"], r["study_id"]) in study_labels
             and (request.view_filter == "all" or r["ViewPosition"] in FRONTAL_MIMIC)]
     paths = [root / "files" / f"p{r['subject_id'][:2]}" / f"p{r['subject_id']}" / f"s{r['study_id']}"
