@@ -6,6 +6,8 @@ import argparse
 import dataclasses
 from typing import Any
 
+from .common import add_command, emit, progress_enabled
+
 LIST_COLUMNS = ("NAME", "TASK", "CLASSES", "METRIC", "GROUPS", "ACCESS", "CONVENTIONS")
 
 
@@ -23,8 +25,6 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     from ..datasets import all_cards
-    from .common import emit
-
     records = [{"name": c.name, "task": c.task, "classes": len(c.classes), "metric": c.metric,
                 "groups": c.group_key, "access": _access(c), "conventions": ", ".join(x.name for x in c.conventions)}
                for c in all_cards().values()]
@@ -70,7 +70,6 @@ def _download(args: argparse.Namespace) -> int:
     from ..datasets import get_card
     from ..datasets.readers.medmnist import download
     from ..errors import ManualDownloadRequired
-    from .common import progress_enabled
 
     card = get_card(args.name)
     if not card.files:
@@ -81,8 +80,6 @@ def _download(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``ssl-zoo datasets`` to the `ssl-zoo` parser."""
-    from .common import add_command
-
     p = add_command(sub, common, "datasets", cmd_datasets, "the benchmark dataset cards: list, info NAME, download")
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     info = actions.add_parser("info", parents=[common], help="one card with its expected layout as a tree")
