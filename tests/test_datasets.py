@@ -355,3 +355,21 @@ def test_cards_info_tree_and_errors():
         read_dataset("some.csv", convention="u-ones")
     with pytest.raises(Exception, match="chexpert is a dataset card: give --root DIR"):
         read_dataset("chexpert")
+
+
+def test_card_schema_rejects_unknown_keys_and_bad_values():
+    from ssl_zoo.datasets.schema import parse_card
+    from ssl_zoo.errors import RegistryError
+
+    table = {"title": "t", "version": 1, "release": "r", "reader": "image-mask", "task": "segmentation",
+             "modality": "m", "classes": ["f"], "metric": "dice", "group_key": "image", "split_rule": "s",
+             "layout": ["images/a.png"], "url": "", "licence": "l", "registration": False, "how_to_get": "h",
+             "conventions": [{"name": "c", "description": "d"}]}
+    assert parse_card("x", table).intensity.recipe == "auto"
+    for bad, message in (({"colour": 1}, "unknown key"), ({"metric": "f1"}, "metric must be"),
+                         ({"intensity": {"recipe": "window:5,1"}}, "LOW < HIGH"),
+                         ({"intensity": {"window": [1, 2]}}, "unknown key"),
+                         ({"conventions": [{"name": "c", "description": "d", "uncertain": "maybe"}]}, "uncertain"),
+                         ({"files": {"a.npz": "0"}, "registration": True}, "no downloadable files")):
+        with pytest.raises(RegistryError, match=message):
+            parse_card("x", {**table, **bad})

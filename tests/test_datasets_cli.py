@@ -20,7 +20,7 @@ def test_datasets_list_and_info_draw_the_layout(capsys):
     assert "├── trainLabels.csv" in out and "grades-5:" in out and "ssl_zoo never downloads it" in out
     assert main(["datasets", "info", "stoic", "--json"]) == 0
     card = json.loads(capsys.readouterr().out)
-    assert card["intensity"]["window"] == [-1000.0, 250.0] and card["layout_tree"].startswith("<root>/")
+    assert card["intensity"]["recipe"] == "window:-1000,250" and card["layout_tree"].startswith("<root>/")
 
 
 def test_datasets_download_refuses_agreement_licences_in_one_line(tmp_path, capsys):

@@ -56,9 +56,9 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _intensity(card: Any) -> str:
-    parts = [card.intensity.source]
-    if card.intensity.window:
-        parts.append(f"window {list(card.intensity.window)}")
+    parts = [card.intensity.recipe]
+    if card.intensity.slice:
+        parts.append(f"{card.intensity.slice} slice")
     if card.intensity.upsample:
         parts.append(f"upsample to {card.intensity.upsample} (NEAREST)")
     return ", ".join(parts) + (f"; {card.intensity.notes}" if card.intensity.notes else "")

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RegistryError, UnknownDatasetError
-from .schema import Card, Convention, Intensity, parse_card
+from .schema import Card, CardIntensity, Convention, parse_card
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["Card", "Convention", "Intensity", "all_cards", "get_card", "layout_tree", "read_card"]
+__all__ = ["Card", "CardIntensity", "Convention", "all_cards", "get_card", "layout_tree", "read_card"]
 
 CARDS_DIR = Path(__file__).parent / "cards"
 ALIAS_PREFIX = "medmnist/"

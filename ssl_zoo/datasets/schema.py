@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -12,27 +13,36 @@ TASKS = ("binary", "multiclass", "multilabel", "segmentation")
 METRICS = ("auc", "accuracy", "mean_per_class_accuracy", "dice")
 UNCERTAIN = ("ones", "zeros", "lsr-ones", "lsr-zeros")
 VIEWS = ("all", "frontal")
+NUMBER = r"-?\d+(\.\d+)?"
+RECIPE_RE = re.compile(rf"^(auto|minmax|file-window|window:{NUMBER},{NUMBER})$")
 
 
 @dataclass(frozen=True)
-class Intensity:
-    """How a dataset's pixels become the uint8 image every reader hands on (shared by evaluation and pre-training).
+class CardIntensity:
+    """How a dataset's pixels become the image every reader hands on (shared by evaluation and pre-training).
 
     Attributes:
-        source: What the files hold: "8-bit" (PNG/JPEG/TIFF, opened as they are) or "ct-hu" (a CT volume in
-            Hounsfield units).
-        window: ``(low, high)`` clip in the file's units, mapped linearly onto 0..255 (CT only).
-        slice: Which 2-D plane of a volume: "middle-axial" (index floor(depth / 2) of the last axis).
+        recipe: The pixel scaling in the text form of ``ssl_zoo.intensity`` recipes: "auto" (8-bit files as
+            they are), "minmax", "window:LOW,HIGH" (clip in modality units, e.g. Hounsfield units, and map
+            linearly) or "file-window" (a DICOM file's VOI window).
+        slice: Which 2-D plane of a volume: "middle-axial" (index floor(depth / 2) along the slice axis), or None.
         upsample: Side in pixels that smaller images are enlarged to with NEAREST (MedMNIST's 28-px benchmark),
             or None.
         notes: Anything else, in words (e.g. the papers' normalisation).
     """
 
-    source: str = "8-bit"
-    window: tuple[float, float] | None = None
+    recipe: str = "auto"
     slice: str | None = None
     upsample: int | None = None
     notes: str = ""
+
+    @property
+    def window(self) -> tuple[float, float] | None:
+        """(low, high) of a "window:LOW,HIGH" recipe, else None."""
+        if not self.recipe.startswith("window:"):
+            return None
+        low, high = (float(v) for v in self.recipe[len("window:"):].split(","))
+        return low, high
 
 
 @dataclass(frozen=True)
@@ -114,7 +124,7 @@ class Card:
     registration: bool
     how_to_get: str
     conventions: tuple[Convention, ...]
-    intensity: Intensity = Intensity()
+    intensity: CardIntensity = CardIntensity()
     label_map: Mapping[str, int] = field(default_factory=dict)
     lists: tuple[str, ...] = ()
     flag: str = ""
@@ -167,6 +177,16 @@ def parse_convention(where: str, data: Mapping[str, Any]) -> Convention:
     return convention
 
 
+def parse_intensity(where: str, data: Mapping[str, Any]) -> CardIntensity:
+    """Build a ``CardIntensity`` from a TOML table, rejecting unknown keys and malformed recipes."""
+    intensity = _build(where, CardIntensity, data, ())
+    if not RECIPE_RE.match(intensity.recipe):
+        raise RegistryError(f"{where}: recipe must be auto, minmax, file-window or window:LOW,HIGH")
+    if intensity.window and intensity.window[0] >= intensity.window[1]:
+        raise RegistryError(f"{where}: a window needs LOW < HIGH")
+    return intensity
+
+
 def parse_card(name: str, data: Mapping[str, Any]) -> Card:
     """Build a ``Card`` named ``name`` from its TOML table.
 
@@ -177,7 +197,7 @@ def parse_card(name: str, data: Mapping[str, Any]) -> Card:
     fields = dict(data)
     fields["conventions"] = tuple(parse_convention(f"{where} convention {i}", c)
                                   for i, c in enumerate(fields.get("conventions", ())))
-    fields["intensity"] = _build(f"{where} intensity", Intensity, fields.get("intensity", {}), ("window",))
+    fields["intensity"] = parse_intensity(f"{where} intensity", fields.get("intensity", {}))
     card = _build(where, Card, {"name": name, **fields}, ("classes", "layout", "sources", "lists"))
     _check_card(where, card)
     return card

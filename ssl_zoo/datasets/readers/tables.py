@@ -45,5 +45,5 @@ def read_stoic(card: Card, request: Request) -> Samples:
     if window is None:
         raise DatasetError(f"{card.name}: a CT card needs an intensity window")
     targets = encode(card, request.convention, [r["probCOVID"] for r in rows], str(csv_path))
-    return samples(card, request, [CtSlice(p, tuple(window)) for p in paths], targets, split=None,
+    return samples(card, request, [CtSlice(p, window) for p in paths], targets, split=None,
                    groups=[r["PatientID"] for r in rows])
