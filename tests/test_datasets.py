@@ -373,3 +373,11 @@ def test_card_schema_rejects_unknown_keys_and_bad_values():
                          ({"files": {"a.npz": "0"}, "registration": True}, "no downloadable files")):
         with pytest.raises(RegistryError, match=message):
             parse_card("x", {**table, **bad})
+
+
+def test_options_that_do_not_apply_are_errors(tmp_path):
+    root = layouts.amd(tmp_path)
+    for option, message in (({"views": "frontal"}, "no view filter"), ({"uncertain": "ones"}, "no uncertain"),
+                            ({"size": 64}, "MedMNIST cards only"), ({"convention": "u-ones"}, "no convention")):
+        with pytest.raises(Exception, match=message):
+            read_card("ichallenge-amd", root, **option)

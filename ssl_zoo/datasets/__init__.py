@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RegistryError, UnknownDatasetError
-from .schema import Card, CardIntensity, Convention, parse_card
+from .schema import UNCERTAIN, VIEWS, Card, CardIntensity, Convention, parse_card
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -24,6 +24,7 @@ __all__ = ["Card", "CardIntensity", "Convention", "all_cards", "get_card", "layo
 
 CARDS_DIR = Path(__file__).parent / "cards"
 ALIAS_PREFIX = "medmnist/"
+VIEW_READERS = ("chexpert-csv", "mimic-cxr-csv")  # the layouts that record each image's view
 
 
 @functools.cache
@@ -61,7 +62,7 @@ def get_card(name: str) -> Card:
 
 
 def read_card(name: str, root: str | Path, *, convention: str | None = None, uncertain: str | None = None,
-              views: str | None = None, size: int = 28, seed: int = 0, download: bool = False,
+              views: str | None = None, size: int | None = None, seed: int = 0, download: bool = False,
               progress: bool = True) -> Any:
     """Read the dataset of card ``name`` from ``root`` with one of its conventions.
 
@@ -71,7 +72,7 @@ def read_card(name: str, root: str | Path, *, convention: str | None = None, unc
         convention: A convention of the card; default the card's first (the papers' default).
         uncertain: Override the uncertain-label policy ("ones", "zeros", "lsr-ones", "lsr-zeros").
         views: Override the view filter ("all" or "frontal").
-        size: MedMNIST image size (28, 64, 128, 224).
+        size: MedMNIST image size (28, 64, 128, 224; default 28).
         seed: Seed of the soft-label draws (LSR policies).
         download: MedMNIST only: fetch a missing file from Zenodo (md5 checked).
         progress: Progress bars on stderr.
@@ -96,12 +97,27 @@ def read_card(name: str, root: str | Path, *, convention: str | None = None, unc
     if not root.is_dir():
         raise DatasetError(f"{root}: no such folder; give --root the folder holding {card.name} "
                            f"(see `ssl-zoo datasets info {card.name}`)")
-    if uncertain and uncertain not in ("ones", "zeros", "lsr-ones", "lsr-zeros"):
-        raise DatasetError(f"unknown uncertain-label policy {uncertain!r}; use ones, zeros, lsr-ones or lsr-zeros")
-    if views and views not in ("all", "frontal"):
-        raise DatasetError(f"unknown view filter {views!r}; use all or frontal")
-    request = Request(root, card.convention(convention), uncertain or "", views or "", size, seed, download, progress)
+    _check_options(card, uncertain=uncertain, views=views, size=size, download=download)
+    request = Request(root, card.convention(convention), uncertain or "", views or "", size or 28, seed, download,
+                      progress)
     return reader(card.reader)(card, request)
+
+
+def _check_options(card: Card, *, uncertain: str | None, views: str | None, size: int | None,
+                   download: bool) -> None:
+    """Options that do not apply to ``card`` are an error, not silently ignored."""
+    from ..errors import DatasetError
+
+    if uncertain and uncertain not in UNCERTAIN:
+        raise DatasetError(f"unknown uncertain-label policy {uncertain!r}; use one of {UNCERTAIN}")
+    if uncertain and not any(c.uncertain for c in card.conventions):
+        raise DatasetError(f"{card.name} has no uncertain labels; --uncertain applies to chexpert and mimic-cxr")
+    if views and views not in VIEWS:
+        raise DatasetError(f"unknown view filter {views!r}; use one of {VIEWS}")
+    if views and card.reader not in VIEW_READERS:
+        raise DatasetError(f"{card.name} has no view filter; --views applies to chexpert and mimic-cxr")
+    if (size or download) and not card.files:
+        raise DatasetError(f"--size and --download apply to MedMNIST cards only, not {card.name}")
 
 
 def layout_tree(card: Card) -> str:

@@ -58,7 +58,7 @@ def read_chexpert(card: Card, request: Request) -> Samples:
             groups.append(relative.parts[1])
             study.append("/".join(relative.parts[1:3]))
             view.append(row["Frontal/Lateral"])
-    check_files(paths, f"{release}/*.csv")
+    check_files(paths, f"{release}/*.csv", request.progress)
     targets, task = targets_for(card, request, cells, str(release))
     return samples(card, request, paths, targets, split=split, groups=groups, meta={"study": study, "view": view},
                    task=task)
@@ -145,7 +145,7 @@ def read_mimic(card: Card, request: Request) -> Samples:
             and (request.view_filter == "all" or r["ViewPosition"] in FRONTAL_MIMIC)]
     paths = [root / "files" / f"p{r['subject_id'][:2]}" / f"p{r['subject_id']}" / f"s{r['study_id']}"
              / f"{r['dicom_id']}.jpg" for r in rows]
-    check_files(paths, "mimic-cxr-2.0.0-metadata.csv")
+    check_files(paths, "mimic-cxr-2.0.0-metadata.csv", request.progress)
     cells = [study_labels[(r["subject_id"], r["study_id"])] for r in rows]
     targets, task = targets_for(card, request, cells, str(root))
     return samples(card, request, paths, targets, split=[split_of[r["dicom_id"]] for r in rows],

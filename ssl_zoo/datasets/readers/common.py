@@ -95,9 +95,12 @@ def images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(IMAGE_SUFFIXES))
 
 
-def check_files(paths: Sequence[Path], what: str) -> None:
-    """Raise a one-line ``DatasetError`` when some of ``paths`` are not files."""
-    missing = [p for p in paths if not p.is_file()]
+def check_files(paths: Sequence[Path], what: str, progress: bool = True) -> None:
+    """Raise a one-line ``DatasetError`` when some of ``paths`` are not files (a bar counts them: CheXpert has
+    over 200,000)."""
+    from ...evaluation.backbone import bar
+
+    missing = [p for p in bar(paths, progress=progress, desc="checking images") if not p.is_file()]
     if missing:
         raise DatasetLayoutError(f"{len(missing)} image file(s) listed in {what} are missing (e.g. {missing[0]}); "
                            "extract every image archive into the layout the card shows")

@@ -65,7 +65,7 @@ def _metadata_labels(card: Card, request: Request, folder: Path) -> tuple[list[P
     if not rows or min(len(row) for row in rows) < 4:
         raise DatasetError(f"{path}: needs a header and rows of file name, sex, age, findings")
     paths = [folder / row[0].strip() for row in rows]
-    check_files(paths, str(path))
+    check_files(paths, str(path), request.progress)
     return paths, ["0" if row[3] == "normal" else "1" for row in rows]
 
 

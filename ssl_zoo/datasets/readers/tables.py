@@ -23,7 +23,7 @@ def read_eyepacs(card: Card, request: Request) -> Samples:
         paths += [root / folder / f"{r['image']}.jpeg" for r in rows]
         raw += [r["level"] for r in rows]
         split += [part] * len(rows)
-    check_files(paths, "trainLabels.csv / testLabels.csv")
+    check_files(paths, "trainLabels.csv / testLabels.csv", request.progress)
     subject, _, eye = zip(*(p.stem.rpartition("_") for p in paths))
     bad = sorted({e for e in eye if e not in ("left", "right")})
     if bad:
@@ -40,7 +40,7 @@ def read_stoic(card: Card, request: Request) -> Samples:
     rows = read_rows(csv_path)
     require_columns(csv_path, rows, ["PatientID", "probCOVID"])
     paths = [root / "data" / "mha" / f"{r['PatientID']}.mha" for r in rows]
-    check_files(paths, str(csv_path))
+    check_files(paths, str(csv_path), request.progress)
     window = card.intensity.window
     if window is None:
         raise DatasetError(f"{card.name}: a CT card needs an intensity window")
