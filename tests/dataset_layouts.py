@@ -173,7 +173,8 @@ def palm(root: Path) -> Path:
 
 def eyepacs(root: Path, bad_level: bool = False) -> Path:
     """10 train subjects and 5 test subjects, both eyes each; levels cycle 0-4 over subjects."""
-    for part, subjects, csv_name in (("train", range(10, 20), "trainLabels.csv"), ("test", range(1, 6), "testLabels.csv")):
+    parts = (("train", range(10, 20), "trainLabels.csv"), ("test", range(1, 6), "testLabels.csv"))
+    for part, subjects, csv_name in parts:
         rows = []
         for subject in subjects:
             for eye in ("left", "right"):

@@ -148,7 +148,8 @@ def _check_positives(parts: dict[str, Samples]) -> None:
 def _non_empty(parts: dict[str, Samples]) -> dict[str, Samples]:
     empty = [name for name, samples in parts.items() if len(samples) == 0]
     if empty:
-        raise DatasetSplitError(f"the {'/'.join(empty)} split is empty; the dataset needs more images (10 at the least)")
+        raise DatasetSplitError(f"the {'/'.join(empty)} split is empty; the dataset needs more images "
+                                "(10 at the least)")
     return parts
 
 

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import DatasetError
-from ..schema import Card
+from ...errors import DatasetError, DatasetLabelError, DatasetLayoutError, DatasetSplitError
 from ...evaluation.data import Samples, multilabel_targets
-from .common import Request, base_folder, check_files, classes_of, read_rows, require, require_columns, samples
+from ..schema import Card
+from .common import (Request, base_folder, check_files, classes_of, encode, read_rows, require, require_columns,
+                     samples)
 
 CHEXPERT_RELEASES = ("CheXpert-v1.0-small", "CheXpert-v1.0")
 CHEXPERT_OFFICIAL = (("train.csv", "train"), ("valid.csv", "test"))  # the official test labels are hidden
 XRAY14_ENTRY = ("Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv")
 XRAY14_LISTS = (("train_val_list.txt", "train"), ("test_list.txt", "test"))
-MIMIC_FILES = ("chexpert", "metadata", "split")
 MIMIC_SPLITS = {"train": "train", "validate": "val", "test": "test"}
 FRONTAL_MIMIC = ("PA", "AP")
 
@@ -27,15 +27,16 @@ def targets_for(card: Card, request: Request, cells: list[list[str]], where: str
         DatasetError: A soft-label policy for a binary task, or an unknown value.
     """
     task = request.convention.task or card.task
-    if task == "multilabel":
-        return multilabel_targets(cells, request.policy or "zeros", request.seed, where), task
-    if request.policy.startswith("lsr"):
+    if task != "multilabel" and request.policy.startswith("lsr"):
         raise DatasetError(f"{card.name}: the {request.convention.name} task has hard 0/1 targets; use "
                            "--uncertain ones or zeros (soft labels need a multilabel convention)")
-    values = multilabel_targets(cells, request.policy or "zeros", request.seed, where)[:, 0].astype(np.int64)
-    if not (values == 1).any() or not (values == 0).any():
-        raise DatasetError(f"{where}: the {request.convention.name} task has a class with no image")
-    return values, task
+    values = multilabel_targets(cells, request.policy or "zeros", request.seed, where)
+    if task == "multilabel":
+        return values, task
+    hard = values[:, 0].astype(np.int64)
+    if not (hard == 1).any() or not (hard == 0).any():
+        raise DatasetLabelError(f"{where}: the {request.convention.name} task has a class with no image")
+    return hard, task
 
 
 def read_chexpert(card: Card, request: Request) -> Samples:
@@ -94,12 +95,12 @@ def read_chestxray14(card: Card, request: Request) -> Samples:
     keep = [r for r in rows if not convention.labels or r["Finding Labels"] in convention.labels]
     unlisted = [r["Image Index"] for r in keep if r["Image Index"] not in split_of]
     if unlisted:
-        raise DatasetError(f"{entry}: {len(unlisted)} image(s) in no split list (e.g. {unlisted[0]}); use the "
+        raise DatasetSplitError(f"{entry}: {len(unlisted)} image(s) in no split list (e.g. {unlisted[0]}); use the "
                            "train_val_list.txt and test_list.txt of the same release")
     missing = [r["Image Index"] for r in keep if r["Image Index"] not in index]
     if missing:
-        raise DatasetError(f"{root}: {len(missing)} image(s) of {entry.name} not found (e.g. {missing[0]}); put the "
-                           "PNGs in images/ or keep the archives' images_0NN/images/ folders")
+        raise DatasetLayoutError(f"{root}: {len(missing)} image(s) of {entry.name} not found (e.g. {missing[0]}); "
+                                 "put the PNGs in images/ or keep the archives' images_0NN/images/ folders")
     names = [r["Image Index"] for r in keep]
     targets = _xray14_targets(card, request, [r["Finding Labels"] for r in keep], str(entry))
     return samples(card, request, [index[n] for n in names], targets, split=[split_of[n] for n in names],
@@ -112,34 +113,33 @@ def _xray14_targets(card: Card, request: Request, findings: list[str], where: st
     names = [set(f.split("|")) - {"No Finding"} for f in findings]
     unknown = sorted(set().union(*names) - set(card.classes))
     if unknown:
-        raise DatasetError(f"{where}: unknown finding(s) {unknown[:5]}; expected names from {list(card.classes)}")
+        raise DatasetLabelError(f"{where}: unknown finding(s) {unknown[:5]}; expected names from {list(card.classes)}")
     if (request.convention.task or card.task) == "multiclass":
-        ids = np.asarray([classes.index(f) for f in findings], dtype=np.int64)
-        empty = [c for i, c in enumerate(classes) if not (ids == i).any()]
-        if empty:
-            raise DatasetError(f"{where}: class(es) {empty} have no image")
-        return ids
+        return encode(card, request.convention, findings, where)
     return np.asarray([[float(c in n) for c in classes] for n in names], dtype=np.float32)
 
 
-def _mimic_csv(card: Card, root: Path, kind: str) -> list[dict[str, str]]:
+def _mimic_csv(card: Card, root: Path, kind: str, columns: list[str]) -> list[dict[str, str]]:
+    """The rows of ``mimic-cxr-2.0.0-<kind>.csv[.gz]``, which must have ``columns``."""
     stem = f"mimic-cxr-2.0.0-{kind}.csv"
     path = root / f"{stem}.gz" if (root / f"{stem}.gz").is_file() else root / stem
-    return read_rows(require(card, path, root))
+    rows = read_rows(require(card, path, root))
+    require_columns(path, rows, columns)
+    return rows
 
 
 def read_mimic(card: Card, request: Request) -> Samples:
     """MIMIC-CXR-JPG: per-image metadata joined with per-study labels; official split; groups = subject."""
     root = request.root
-    tables = {kind: _mimic_csv(card, root, kind) for kind in MIMIC_FILES}
     labels = request.convention.labels or classes_of(card, request.convention)
-    require_columns(root / "chexpert.csv", tables["chexpert"], ["subject_id", "study_id", *labels])
-    require_columns(root / "metadata.csv", tables["metadata"], ["dicom_id", "subject_id", "study_id", "ViewPosition"])
+    columns = {"chexpert": ["subject_id", "study_id", *labels], "split": ["dicom_id", "split"],
+               "metadata": ["dicom_id", "subject_id", "study_id", "ViewPosition"]}
+    tables = {kind: _mimic_csv(card, root, kind, needed) for kind, needed in columns.items()}
     study_labels = {(r["subject_id"], r["study_id"]): [r[c] for c in labels] for r in tables["chexpert"]}
     split_of = {r["dicom_id"]: MIMIC_SPLITS.get(r["split"], r["split"]) for r in tables["split"]}
     unsplit = [r["dicom_id"] for r in tables["metadata"] if r["dicom_id"] not in split_of]
     if unsplit:
-        raise DatasetError(f"{root}: {len(unsplit)} image(s) of the metadata CSV are not in the split CSV (e.g. "
+        raise DatasetSplitError(f"{root}: {len(unsplit)} image(s) of the metadata CSV are not in the split CSV (e.g. "
                            f"{unsplit[0]}); use the three CSVs of the same release")
     rows = [r for r in tables["metadata"] if (r["subject_id"], r["study_id"]) in study_labels
             and (request.view_filter == "all" or r["ViewPosition"] in FRONTAL_MIMIC)]

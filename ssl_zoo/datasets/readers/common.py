@@ -64,8 +64,8 @@ def require(card: Card, path: Path, root: Path) -> Path:
     """
     if not path.exists():
         kind = "folder" if not path.suffix else "file"
-        raise DatasetLayoutError(f"{root}: missing {kind} {path.relative_to(root) if path.is_relative_to(root) else path}; "
-                           f"{layout_hint(card)}")
+        shown = path.relative_to(root) if path.is_relative_to(root) else path
+        raise DatasetLayoutError(f"{root}: missing {kind} {shown}; {layout_hint(card)}")
     return path
 
 

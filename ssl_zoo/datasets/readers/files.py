@@ -6,7 +6,7 @@ import csv
 import re
 from pathlib import Path
 
-from ...errors import DatasetError
+from ...errors import DatasetError, DatasetSplitError
 from ...evaluation.data import Samples
 from ..schema import Card
 from .common import Request, check_files, encode, images_in, require, samples
@@ -79,6 +79,6 @@ def _listed_split(root: Path, card: Card, names: list[str]) -> list[str] | None:
              for line in f.read_text().splitlines() if line.strip()}
     unlisted = [n for n in names if n not in split]
     if unlisted:
-        raise DatasetError(f"{root}: {len(unlisted)} image(s) in none of {list(card.lists)} (e.g. {unlisted[0]}); "
+        raise DatasetSplitError(f"{root}: {len(unlisted)} image(s) in none of {list(card.lists)} (e.g. {unlisted[0]}); "
                            "use the lists of the same release or remove them for a seeded grouped split")
     return [split[n] for n in names]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import DatasetError
+from ...errors import DatasetLayoutError
 from ...evaluation.data import Samples
 from ..schema import Card
 from .common import Request, images_in, require, samples
@@ -19,10 +19,18 @@ LEADING_NUMBER = re.compile(r"^(\d+)_")
 
 
 def _pairs(images: list[Path], masks: dict[str, object], where: str) -> list[object]:
+    """The mask of each image (keyed by the image's stem); every image needs one."""
     unmatched = [p.name for p in images if p.stem not in masks]
     if unmatched or not images:
-        raise DatasetError(f"{where}: {len(unmatched)} image(s) without a mask of the same name (e.g. {unmatched[:1]})")
+        raise DatasetLayoutError(f"{where}: {len(unmatched)} image(s) without a mask (e.g. {unmatched[:1]}); "
+                                 "each image needs its mask")
     return [masks[p.stem] for p in images]
+
+
+def _number(path: Path) -> str | None:
+    """DRIVE's pair key: the leading number of the file name."""
+    match = LEADING_NUMBER.match(path.name)
+    return match[1] if match else None
 
 
 def read_montgomery_lungs(card: Card, request: Request) -> Samples:
@@ -43,9 +51,9 @@ def read_drive(card: Card, request: Request) -> Samples:
     for folder, part in DRIVE_SPLITS:
         found = images_in(require(card, request.root / folder / "images", request.root))
         manual = images_in(require(card, request.root / folder / "1st_manual", request.root))
-        by_number = {LEADING_NUMBER.match(p.name)[1]: p for p in manual if LEADING_NUMBER.match(p.name)}
-        keyed = {p.stem: by_number.get((LEADING_NUMBER.match(p.name) or [None, ""])[1]) for p in found}
-        targets += _pairs(found, {k: v for k, v in keyed.items() if v is not None}, str(request.root / folder))
+        by_number = {_number(p): p for p in manual}
+        keyed = {p.stem: by_number[_number(p)] for p in found if _number(p) in by_number}
+        targets += _pairs(found, keyed, str(request.root / folder))
         images += found
         split += [part] * len(found)
     return samples(card, request, images, np.asarray(targets, dtype=object), split=split,

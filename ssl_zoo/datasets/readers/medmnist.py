@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import ChecksumError, DatasetError, DatasetLayoutError, OfflineError
+from ...errors import ChecksumError, DatasetError, DatasetLabelError, DatasetLayoutError, OfflineError
 from ...evaluation.data import Samples
 from ..schema import Card
 from .common import Request, samples
@@ -83,10 +83,11 @@ def read_medmnist(card: Card, request: Request) -> Samples:
 def _targets(card: Card, labels: np.ndarray, where: str) -> np.ndarray:
     if card.task == "multilabel":
         if labels.shape[1] != len(card.classes) or not np.isin(labels, (0, 1)).all():
-            raise DatasetError(f"{where}: labels must be {len(card.classes)} columns of 0/1")
+            raise DatasetLabelError(f"{where}: labels must be {len(card.classes)} columns of 0/1")
         return labels.astype(np.float32)
     ids = labels[:, 0].astype(np.int64)
     bad = sorted(set(ids.tolist()) - set(range(len(card.classes))))
     if bad:
-        raise DatasetError(f"{where}: unknown label value(s) {bad[:5]}; {card.name} has classes 0..{len(card.classes) - 1}")
+        raise DatasetLabelError(f"{where}: unknown label value(s) {bad[:5]}; {card.name} has classes "
+                                f"0..{len(card.classes) - 1}")
     return ids

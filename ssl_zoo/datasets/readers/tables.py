@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...errors import DatasetError
+from ...errors import DatasetError, DatasetLayoutError
 from ...evaluation.data import Samples
 from ..schema import Card
 from .common import Request, check_files, encode, read_rows, require, require_columns, samples
@@ -27,7 +27,7 @@ def read_eyepacs(card: Card, request: Request) -> Samples:
     subject, _, eye = zip(*(p.stem.rpartition("_") for p in paths))
     bad = sorted({e for e in eye if e not in ("left", "right")})
     if bad:
-        raise DatasetError(f"{root}: image names must end in _left or _right (got ..._{bad[0]})")
+        raise DatasetLayoutError(f"{root}: image names must end in _left or _right (got ..._{bad[0]})")
     targets = encode(card, request.convention, raw, str(root))
     return samples(card, request, paths, targets, split=split, groups=subject, meta={"eye": eye})
 
