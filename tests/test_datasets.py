@@ -236,12 +236,14 @@ def test_stoic_middle_axial_slice_in_the_hu_window(tmp_path):
         assert np.array_equal(data.load(i), expected)
 
 
+@pytest.mark.filterwarnings("ignore:.*the official medmnist 3.x file")
 def test_medmnist_official_splits_task_and_nearest_upsampling(tmp_path):
     layouts.medmnist_npz(tmp_path, "pathmnist", 9, channels=3)
     layouts.medmnist_npz(tmp_path, "chestmnist", 14, multilabel=True)
     layouts.medmnist_npz(tmp_path, "breastmnist", 2, size=64)
-    path = read_card("medmnist/pathmnist", tmp_path)
-    assert path.task == "multiclass" and len(path.classes) == 9
+    with pytest.warns(UserWarning, match="official medmnist 3.x file .*89996"):
+        path = read_card("medmnist/pathmnist", tmp_path)
+    assert path.card["official_counts"] is False and path.task == "multiclass" and len(path.classes) == 9
     assert [int((path.split == s).sum()) for s in ("train", "val", "test")] == [12, 4, 6]
     parts, _ = make_splits(path, seed=0)
     assert [len(parts[k]) for k in ("train", "val", "test")] == [12, 4, 6]
@@ -262,6 +264,7 @@ def test_medmnist_missing_file_says_where_and_download_checks_md5(tmp_path, monk
         read_card("dermamnist", tmp_path, download=True)
 
 
+@pytest.mark.filterwarnings("ignore:.*the official medmnist 3.x file")
 def test_medmnist_download_checks_the_md5(tmp_path, monkeypatch):
     import dataclasses
     import hashlib
@@ -296,6 +299,7 @@ def test_medmnist_cards_match_the_medmnist_package():
         assert card.task == tasks[info["task"]] and card.licence == info["license"]
         assert card.classes == tuple(info["label"][str(i)] for i in range(len(info["label"])))
         assert card.files[f"{flag}.npz"] == info["MD5"] and card.files[f"{flag}_224.npz"] == info["MD5_224"]
+        assert dict(card.counts) == info["n_samples"]
 
 
 def test_segmentation_cards(tmp_path):

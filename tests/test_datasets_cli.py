@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from ssl_zoo.cli.main import main
 
 from . import dataset_layouts as layouts
@@ -29,6 +31,7 @@ def test_datasets_download_refuses_agreement_licences_in_one_line(tmp_path, caps
     assert err.startswith("ssl-zoo: error: chexpert is not downloadable") and "\n" not in err
 
 
+@pytest.mark.filterwarnings("ignore:.*the official medmnist 3.x file")
 def test_probe_on_a_card_records_the_card(r18_folder, tmp_path, capsys):
     layouts.medmnist_npz(tmp_path / "data", "breastmnist", 2)
     code = main(["probe", str(r18_folder), "breastmnist", "--root", str(tmp_path / "data"), "--image-size", "32",

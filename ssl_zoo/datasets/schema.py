@@ -103,6 +103,7 @@ class Card:
         lists: Optional split lists (train, val, test) a paper ships; used as given when all are under the root.
         flag: MedMNIST only: the ``medmnist`` flag.
         files: File name -> md5 for files ssl_zoo may download (open licences only).
+        counts: Official images per split ("train", "val", "test"), compared with what is read.
         sources: Where the facts come from.
         notes: Deviations, leaks in the papers' splits, anything a user must know.
     """
@@ -129,6 +130,7 @@ class Card:
     lists: tuple[str, ...] = ()
     flag: str = ""
     files: Mapping[str, str] = field(default_factory=dict)
+    counts: Mapping[str, int] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
     notes: str = ""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -73,11 +74,17 @@ def read_medmnist(card: Card, request: Request) -> Samples:
             raise DatasetError(f"{path}: no array(s) {missing}; a MedMNIST file holds train/val/test images+labels")
         images = np.concatenate([data[f"{s}_images"] for s in SPLITS])
         labels = [data[f"{s}_labels"].reshape(len(data[f"{s}_labels"]), -1) for s in SPLITS]
-    split = np.repeat(SPLITS, [len(x) for x in labels])
+    counts = {s: len(x) for s, x in zip(SPLITS, labels)}
+    if counts != dict(card.counts):
+        warnings.warn(f"{name} has {counts} images, the official medmnist 3.x file {dict(card.counts)}: another "
+                      "version (2.x Organ files differ) or a subset; results will not match the benchmark",
+                      stacklevel=3)
+    split = np.repeat(SPLITS, list(counts.values()))
     targets = _targets(card, np.concatenate(labels), str(path))
     upsample = card.intensity.upsample if request.size == 28 else None
     return samples(card, request, images, targets, split=split, groups=np.arange(len(split)),
-                   file=name, intensity=asdict(replace(card.intensity, upsample=upsample)))
+                   file=name, official_counts=counts == dict(card.counts),
+                   intensity=asdict(replace(card.intensity, upsample=upsample)))
 
 
 def _targets(card: Card, labels: np.ndarray, where: str) -> np.ndarray:
