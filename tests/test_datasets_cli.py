@@ -25,10 +25,14 @@ def test_datasets_list_and_info_draw_the_layout(capsys):
     assert card["intensity"]["recipe"] == "window:-1000,250" and card["layout_tree"].startswith("<root>/")
 
 
-def test_datasets_download_refuses_agreement_licences_in_one_line(tmp_path, capsys):
+def test_datasets_download_refuses_agreement_licences_and_says_where_offline(tmp_path, capsys, monkeypatch):
     assert main(["datasets", "download", "chexpert", "--root", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("ssl-zoo: error: chexpert is not downloadable") and "\n" not in err
+    monkeypatch.setenv("SSL_ZOO_OFFLINE", "1")
+    assert main(["datasets", "download", "octmnist", "--root", str(tmp_path), "--size", "64"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "offline: put octmnist_64.npz (md5 e229e9440236b774d9f0dfef9d07bdaf" in err and str(tmp_path) in err
 
 
 @pytest.mark.filterwarnings("ignore:.*the official medmnist 3.x file")

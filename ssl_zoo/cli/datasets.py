@@ -42,10 +42,12 @@ def _info(args: argparse.Namespace) -> int:
         print(json.dumps({**dataclasses.asdict(card), "layout_tree": layout_tree(card)}, indent=2, default=str))
         return 0
     fields = [("title", card.title), ("task", card.task), ("modality", card.modality),
-              ("classes", ", ".join(card.classes)), ("metric", card.metric), ("groups", card.group_key),
+              ("classes", "; ".join(f"{i} {c}" for i, c in enumerate(card.classes))), ("metric", card.metric),
+              ("groups", card.group_key),
               ("split", card.split_rule), ("release", card.release), ("licence", card.licence),
               ("access", "registration required: ssl_zoo never downloads it" if card.registration else _access(card)),
               ("url", card.url), ("how to get", card.how_to_get), ("intensity", _intensity(card)),
+              ("files", ", ".join(f"{name} (md5 {md5})" for name, md5 in card.files.items())),
               ("notes", card.notes), ("card version", str(card.version))]
     print(f"{card.name}\n" + "\n".join(f"  {k + ':':14}{v}" for k, v in fields if v))
     print("  conventions (first = default):")
