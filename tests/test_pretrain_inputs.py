@@ -124,6 +124,7 @@ def test_the_lidc_entries_scale_raw_ct_min_max_per_slice():
     unit = to_unit_tensor(hu, pre.intensity_recipe).numpy()[0]
     np.testing.assert_allclose(unit, (hu - hu.min()) / (hu.max() - hu.min()), atol=1e-6)
     assert str(get_entry("models-genesis").preprocessing.intensity_recipe) == "window:-1000,1000"
+    assert str(intensity_of("stoic")) == "window:-1000,250"  # a dataset card's recipe (ssl_zoo.datasets)
     with pytest.raises(IntensityError, match="registry entry or dataset card"):
         intensity_of("no-such-recipe")
 
