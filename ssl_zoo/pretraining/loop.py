@@ -10,6 +10,7 @@ validates after each epoch, logs the metrics and may stop the run early (``monit
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -209,7 +210,7 @@ class _Run:
         for opt in self.optimizers:
             for group in opt.param_groups:
                 group["lr"] = group["base_lr"] * factor
-        batch = self.inputs(batch, self.settings.seed * 1_000_003 + step)
+        batch = self.inputs(batch, (self.settings.seed * 1_000_003 + step) * 1_009 + self.dist.rank)
         with self.speed.autocast():
             loss, _parts = self.model(batch, step / max(1, self.total))
         for opt in self.optimizers:
@@ -224,7 +225,8 @@ class _Run:
         return loss.detach().float()
 
     def inputs(self, batch: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
-        """The batch on the device, its views drawn there (seeded: a resumed run draws the same) if asked."""
+        """The batch on the device, its views drawn there if asked (seeded per step and process: a resumed run
+        draws the same views, and the processes of a DDP job draw different ones)."""
         if self.views is not None:
             with seeded(self.speed.device, seed):
                 batch = views_batch(self.views, batch, device=self.speed.device)
@@ -234,7 +236,7 @@ class _Run:
         """Validation, probe and early stopping after an epoch; True to stop."""
         if self.monitor is None:
             return False
-        progress, drawn = step / max(1, self.total), iter(range(VALIDATION_SEED, VALIDATION_SEED + 1_000_000))
+        progress, drawn = step / max(1, self.total), itertools.count(VALIDATION_SEED * 1_009 + self.dist.rank, 1_009)
 
         @torch.no_grad()
         def forward(batch: dict[str, torch.Tensor]) -> torch.Tensor:
