@@ -21,6 +21,9 @@ from .views import ViewRecipe, images_only, recipe_for
 from ..extras import extra_imports
 
 
+VIEW_PLACES = ("auto", "device", "workers")
+
+
 def pretrain(
     method: str,
     data: str | Path,
@@ -78,6 +81,8 @@ def pretrain(
         >>> pretrain("moco-v2", "scans/", "runs/moco", epochs=200, batch_size=256)["model"]
         PosixPath('runs/moco/model')
     """
+    intensity_of(intensity)  # a bad recipe or name, or a bad views place, fails before any work
+    check_views(views)
     run_dir = Path(out)
     run_dir.mkdir(parents=True, exist_ok=True)
     speed = Speed.fast(device, compile=compile, workers=workers)
@@ -123,14 +128,19 @@ def watched_data(method: Method, data: Path, intensity: Intensity | str | None, 
     return ViewDataset(train_samples, view_fn, size), monitor
 
 
+def check_views(views: str) -> None:
+    """Raises ``TrainingDataError`` unless ``views`` is "auto", "device" or "workers"."""
+    if views not in VIEW_PLACES:
+        raise TrainingDataError(f"views must be one of {VIEW_PLACES}, got {views!r}")
+
+
 def device_recipe(method: Method, views: str, device_type: str) -> ViewRecipe | None:
     """The view recipe to draw on the device, or None when the data-loader workers draw the views.
 
     Raises:
         TrainingDataError: ``views`` is not "auto", "device" or "workers".
     """
-    if views not in ("auto", "device", "workers"):
-        raise TrainingDataError(f"views must be 'auto', 'device' or 'workers', got {views!r}")
+    check_views(views)
     recipe = recipe_for(method)
     on_device = views == "device" or (views == "auto" and device_type == "cuda")
     return recipe if on_device else None
