@@ -80,3 +80,11 @@ class BundleError(SslZooError, ValueError):
 
 class SettingError(SslZooError, ValueError):
     """An environment variable set to a value ssl_zoo does not know."""
+
+
+class UnknownPresetError(SslZooError, KeyError):
+    """A protocol or protocol-preset name that does not exist; the message lists the valid ones."""
+
+
+class PresetError(SslZooError, ValueError):
+    """A preset table or a setting override that does not fit the protocol's settings (unknown field, wrong type)."""
