@@ -109,13 +109,17 @@ class Probe:
         """Fit every model with ``C`` (doubled for a two-class multinomial model; see the module docstring)."""
         import warnings
 
+        from sklearn.base import clone
         from sklearn.exceptions import ConvergenceWarning
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # upstream ignores it too: max_iter stays 100
             for j, model in enumerate(self.models):
                 labels = y[:, j] if self.task == "multilabel" else y
-                model.set_params(C=2 * C if len(np.unique(labels)) == 2 and self.task != "multilabel" else C)
+                present = np.unique(labels)
+                if hasattr(model, "classes_") and not np.array_equal(model.classes_, present):
+                    model = self.models[j] = clone(model)  # another class set (val brings a class): a cold start
+                model.set_params(C=2 * C if len(present) == 2 and self.task != "multilabel" else C)
                 model.fit(x, labels)
         return self
 
