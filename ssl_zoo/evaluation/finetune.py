@@ -200,6 +200,27 @@ def train_loader(samples: Samples, transform: Callable, speed: Any, batch_size: 
                                        drop_last=count % batch_size == 1, **speed.loader_kwargs())
 
 
+def train_step(net: Any, images: Any, targets: Any, optimizer: Any, loss_fn: Callable, speed: Any) -> Any:
+    """One optimiser step on a batch; the (detached) loss."""
+    net.train()
+    with speed.autocast():
+        logits = net(speed.batch(images))
+    loss = loss_fn(logits, targets.to(speed.device, non_blocking=True))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+def train_epoch(net: Any, loader: Any, optimizer: Any, loss_fn: Callable, speed: Any) -> float:
+    """One pass over ``loader`` (``train_step`` per batch); the mean training loss (the GPU benchmark's unit)."""
+    total, count = 0.0, 0
+    for images, targets in loader:
+        total, count = total + float(train_step(net, images, targets, optimizer, loss_fn, speed)) * len(images), \
+            count + len(images)
+    return total / max(count, 1)
+
+
 def make_optimizer(net: Any, settings: FinetuneSettings, lr: float, weight_decay: float) -> Any:
     """SGD (momentum 0.9, Nesterov) or Adam, as the preset says."""
     import torch
@@ -255,13 +276,7 @@ def fit(net: Any, parts: dict[str, Samples], transforms: tuple[Callable, Callabl
     key, history, stopped, step = selection_key(s, parts["train"]), [], None, 0
     total = s.steps if s.steps > 0 else s.epochs * len(loader)
     for step, epoch_ends, images, targets in bar(batches(loader, s), progress=progress, desc="steps", total=total):
-        net.train()
-        with speed.autocast():
-            logits = train_net(speed.batch(images))
-        loss = loss_fn(logits, targets.to(speed.device, non_blocking=True))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss = train_step(train_net, images, targets, optimizer, loss_fn, speed)
         if s.schedule == "cosine":
             scheduler.step()
         check = (step % s.eval_every == 0) if s.steps > 0 else epoch_ends
@@ -271,7 +286,7 @@ def fit(net: Any, parts: dict[str, Samples], transforms: tuple[Callable, Callabl
         value = parallel.agree(-val["loss"] if key == "loss" else val[key], dist_info)
         if s.schedule == "plateau":
             scheduler.step(val["loss"])
-        history.append({"step": step, "train_loss": float(loss.detach()), "val": val,
+        history.append({"step": step, "train_loss": float(loss), "val": val,
                         "lr": optimizer.param_groups[0]["lr"]})
         if s.early_stopping and stopper.update(value, net, step):
             stopped = step
