@@ -11,7 +11,7 @@ import argparse
 import json
 from typing import Any, Callable
 
-from .common import add_command
+from .common import add_command, format_table, fraction, positive_float, positive_int, progress_enabled
 
 DEFAULT_OUT = "ssl_zoo_runs"
 SUMMARY_HEADERS = ("MODEL", "LABELS", "METRIC", "MEAN", "STD", "95% CI", "TRIALS")
@@ -28,8 +28,6 @@ def _summary_rows(record: dict) -> list[list[str]]:
 
 
 def _print_record(args: argparse.Namespace, record: dict, rows: list[list[str]]) -> int:
-    from .common import format_table
-
     if args.json:
         from ..evaluation.results import clean
 
@@ -47,8 +45,6 @@ def _read(args: argparse.Namespace) -> Any:
 
 
 def _common(args: argparse.Namespace) -> dict[str, Any]:
-    from .common import progress_enabled
-
     return {"image_size": args.image_size, "in_chans": args.in_chans, "device": args.device,
             "progress": progress_enabled(args)}
 
@@ -129,7 +125,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_saliency(args: argparse.Namespace) -> int:
     """``ssl-zoo saliency MODEL IMAGE...``: PNG overlays and attentive diffusion."""
-    from .common import format_table
     from ..evaluation.saliency import saliency
 
     record = saliency(args.model, args.images, _out(args), window=args.window, stride=args.stride,
@@ -144,7 +139,6 @@ def cmd_saliency(args: argparse.Namespace) -> int:
 
 def cmd_invariance(args: argparse.Namespace) -> int:
     """``ssl-zoo invariance MODEL DATA``: cosine similarity and Mahalanobis distance per transform."""
-    from .common import format_table
     from ..evaluation.invariance import invariance
 
     data = _read(args)
@@ -194,8 +188,8 @@ def _preset_option(p: argparse.ArgumentParser, protocol: str) -> None:
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--image-size", type=int, help="crop size (default: the preset's, 224); small sizes make fast runs")
-    p.add_argument("--in-chans", type=int, default=3, help="model input channels (1: grayscale stem; default 3)")
+    p.add_argument("--image-size", type=positive_int, help="crop size (default: the preset's, 224); small sizes make fast runs")
+    p.add_argument("--in-chans", type=positive_int, default=3, help="model input channels (1: grayscale stem; default 3)")
     p.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA when present)")
     p.add_argument("--seed", type=int, default=0, help="seed of the splits and of trial 0 (default 0)")
     p.add_argument("--out", help=f"result folder (default {DEFAULT_OUT}/<command>)")
@@ -211,12 +205,12 @@ def _data_options(p: argparse.ArgumentParser, positional: bool = True) -> None:
 
 
 def _training_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--label-fraction", type=float, default=1.0, help="share of the training labels (default 1)")
-    p.add_argument("--trials", type=int, default=1, help="independent runs, seed + t (default 1)")
-    p.add_argument("--epochs", type=int, help="maximum epochs (default: the preset's)")
-    p.add_argument("--patience", type=int, help="early stopping patience in checks (default: the preset's)")
-    p.add_argument("--lr", type=float, help="learning rate (default: the preset's)")
-    p.add_argument("--batch-size", type=int, help="images per step (default: the preset's)")
+    p.add_argument("--label-fraction", type=fraction, default=1.0, help="share of the training labels (default 1)")
+    p.add_argument("--trials", type=positive_int, default=1, help="independent runs, seed + t (default 1)")
+    p.add_argument("--epochs", type=positive_int, help="maximum epochs (default: the preset's)")
+    p.add_argument("--patience", type=positive_int, help="early stopping patience in checks (default: the preset's)")
+    p.add_argument("--lr", type=positive_float, help="learning rate (default: the preset's)")
+    p.add_argument("--batch-size", type=positive_int, help="images per step (default: the preset's)")
 
 
 def _add(sub: Any, common: argparse.ArgumentParser, name: str, func: Callable, summary: str,
@@ -237,14 +231,14 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = _add(sub, common, "probe", cmd_probe, "linear probe on frozen features (C chosen on a validation split)")
     _data_options(p)
     _preset_option(p, "linear probe (ssl-transfer)")
-    p.add_argument("--label-fraction", type=float, default=1.0, help="share of the training labels (default 1)")
-    p.add_argument("--trials", type=int, default=1, help="runs with different label subsets (default 1)")
-    p.add_argument("--C", type=float, help="skip the C search and use this value")
+    p.add_argument("--label-fraction", type=fraction, default=1.0, help="share of the training labels (default 1)")
+    p.add_argument("--trials", type=positive_int, default=1, help="runs with different label subsets (default 1)")
+    p.add_argument("--C", type=positive_float, help="skip the C search and use this value")
     p.add_argument("--metric", choices=("accuracy", "mean_per_class_accuracy", "auc", "dataset"),
                    help="C selection metric (default: the dataset's, else accuracy)")
     p.add_argument("--features", choices=("raw", "standardized"), help="default raw, as upstream")
-    p.add_argument("--max-iter", type=int, help="lbfgs iterations per fit (default 100, as upstream)")
-    p.add_argument("--batch-size", type=int, help="images per forward pass (default 64)")
+    p.add_argument("--max-iter", type=positive_int, help="lbfgs iterations per fit (default 100, as upstream)")
+    p.add_argument("--batch-size", type=positive_int, help="images per forward pass (default 64)")
     p = _add(sub, common, "finetune", cmd_finetune, "fine-tune every layer with a new head (early stopping)")
     _data_options(p)
     _preset_option(p, "fine-tune (ssl-transfer)")
@@ -252,7 +246,7 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, help="step budget (0: train by --epochs; default: the preset's)")
     p.add_argument("--wd", type=float, help="weight decay (default: the preset's)")
     p.add_argument("--search", action="store_true", default=None, help="search the upstream lr/wd grid first")
-    p.add_argument("--grid-size", type=int, help="values per axis of the --search grid (default 2)")
+    p.add_argument("--grid-size", type=positive_int, help="values per axis of the --search grid (default 2)")
     p.add_argument("--early-stopping", action=argparse.BooleanOptionalAction, help="default: the preset's")
     p.add_argument("--select-on", choices=("accuracy", "mean_per_class_accuracy", "auc", "loss", "dataset"))
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
@@ -268,23 +262,23 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     _data_options(p)
     _preset_option(p, "few-shot (ssl-transfer)")
     for flag in ("--n-way", "--k-shot", "--n-query", "--episodes", "--batch-size"):
-        p.add_argument(flag, type=int, help="default: the preset's (5, 5, 15, 600, 64)")
+        p.add_argument(flag, type=positive_int, help="default: the preset's (5, 5, 15, 600, 64)")
     p = _add(sub, common, "compare", cmd_compare, "many models x label fractions x trials: table and plot",
              model_nargs="+")
     p.add_argument("--data", required=True, metavar="DATA", help="class folder, CSV or .npz")
     _data_options(p, positional=False)
     p.add_argument("--protocol", choices=("finetune", "probe"), default="finetune", help="default finetune")
-    p.add_argument("--label-fractions", type=float, nargs="+", default=[0.1, 1.0], help="default 0.1 1.0")
-    p.add_argument("--trials", type=int, default=3, help="runs per model and fraction (default 3)")
+    p.add_argument("--label-fractions", type=fraction, nargs="+", default=[0.1, 1.0], help="default 0.1 1.0")
+    p.add_argument("--trials", type=positive_int, default=3, help="runs per model and fraction (default 3)")
     p.add_argument("--metric", choices=("auc", "accuracy"), default="auc", help="default auc")
-    p.add_argument("--epochs", type=int, default=100, help="finetune: maximum epochs (default 100)")
-    p.add_argument("--patience", type=int, default=10, help="finetune: early stopping patience (default 10)")
-    p.add_argument("--batch-size", type=int, default=32, help="default 32")
+    p.add_argument("--epochs", type=positive_int, default=100, help="finetune: maximum epochs (default 100)")
+    p.add_argument("--patience", type=positive_int, default=10, help="finetune: early stopping patience (default 10)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="default 32")
     p = _add(sub, common, "saliency", cmd_saliency, "occlusion saliency overlays (PNG) and attentive diffusion")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, DICOM, NIfTI)")
-    p.add_argument("--window", type=int, default=10, help="occluding square in pixels (default 10)")
-    p.add_argument("--stride", type=int, default=4, help="step of the window (default 4; the paper used 1)")
+    p.add_argument("--window", type=positive_int, default=10, help="occluding square in pixels (default 10)")
+    p.add_argument("--stride", type=positive_int, default=4, help="step of the window (default 4; the paper used 1)")
     p = _add(sub, common, "invariance", cmd_invariance, "feature invariance to transforms (cosine, Mahalanobis)")
     _data_options(p)
-    p.add_argument("--copies", type=int, default=8, help="random copies per image and transform (default 8)")
+    p.add_argument("--copies", type=positive_int, default=8, help="random copies per image and transform (default 8)")
 

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DatasetError, PresetError
+from ..extras import extra_imports
 from .backbone import bar, load_backbone
 from .data import Samples
 from .features import extract_features
@@ -98,7 +99,8 @@ class Probe:
     """Warm-started lbfgs logistic regression(s): one multinomial model, or one per label (multilabel)."""
 
     def __init__(self, task: str, num_classes: int, settings: LinearSettings) -> None:
-        from sklearn.linear_model import LogisticRegression
+        with extra_imports():
+            from sklearn.linear_model import LogisticRegression
 
         self.task, self.num_classes = task, num_classes
         count = num_classes if task == "multilabel" else 1
@@ -109,8 +111,9 @@ class Probe:
         """Fit every model with ``C`` (doubled for a two-class multinomial model; see the module docstring)."""
         import warnings
 
-        from sklearn.base import clone
-        from sklearn.exceptions import ConvergenceWarning
+        with extra_imports():
+            from sklearn.base import clone
+            from sklearn.exceptions import ConvergenceWarning
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # upstream ignores it too: max_iter stays 100

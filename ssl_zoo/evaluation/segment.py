@@ -27,6 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import PresetError
+from ..extras import extra_imports
 from .backbone import bar
 from .data import Samples, load_item
 from .preprocess import SizedTransform, normalization_for
@@ -108,7 +109,8 @@ def augment_pair(image: Any, mask: Any, rng: np.random.Generator) -> tuple[Any, 
 def dice_iou(probs: Any, masks: Any) -> tuple[Any, Any]:
     """Per-image Dice and IoU tensors of (N, 1, H, W) probabilities against 0/1 masks (empty rule above)."""
     import torch
-    from torchmetrics.functional.classification import binary_stat_scores
+    with extra_imports():
+        from torchmetrics.functional.classification import binary_stat_scores
 
     stats = binary_stat_scores(probs.flatten(1), masks.flatten(1).long(), threshold=0.5,
                                multidim_average="samplewise")
@@ -146,7 +148,8 @@ def build_unet(ref: str | Path, *, in_chans: int = 3, keep_decoder: bool = False
 
     The decoder is re-initialised (smp's ``initialize_decoder``) unless ``keep_decoder``; the head always is.
     """
-    from segmentation_models_pytorch.base.initialization import initialize_decoder, initialize_head
+    with extra_imports():
+        from segmentation_models_pytorch.base.initialization import initialize_decoder, initialize_head
 
     from ..loading import load, resolve_folder
     from ..modelfolder.files import read_config
