@@ -40,7 +40,7 @@ from . import parallel
 from .backbone import bar, load_backbone
 from .data import ImageDataset, Samples
 from .metrics import classification_metrics
-from .paper_splits import paper_splits
+from .paper_splits import merge, paper_splits
 from .preprocess import ImageSettings, paper_transform
 from .presets import resolve
 from .report import report_trials
@@ -180,7 +180,7 @@ def selection_key(settings: FinetuneSettings, samples: Samples) -> str:
         raise PresetError(f"finetune select_on {settings.select_on!r} is not one of {SELECT_ON}")
     if settings.select_on != "dataset":
         return settings.select_on
-    wanted = getattr(samples, "metric", None)
+    wanted = samples.metric
     return "auc" if samples.task == "multilabel" else wanted if wanted in SELECT_ON else "accuracy"
 
 
@@ -343,14 +343,12 @@ def finetune_trial(model: str | Path, parts: dict[str, Samples], *, trial_seed: 
                    options: dict[str, Any], speed: Any) -> dict[str, Any]:
     """One trial: subsample, (search,) train from fresh weights, score on test."""
     s = options["settings"]
-    keep = subsample(np.arange(len(parts["train"])), fraction, seed=trial_seed)
+    keep = subsample(np.arange(len(parts["train"])), fraction, seed=trial_seed, groups=parts["train"].groups)
     trial_parts = {**parts, "train": parts["train"].subset(keep)}
     (lr, wd), grid = (s.lr, s.weight_decay), []
     if s.search:
         (lr, wd), grid = search(model, trial_parts, options, speed, trial_seed)
     if s.steps > 0 and not s.early_stopping:  # upstream trains the final model on trainval when nothing watches val
-        from .paper_splits import merge
-
         trial_parts = {**trial_parts, "train": merge(trial_parts["train"], trial_parts["val"])}
     net, transforms, run = run_config(model, trial_parts, options, speed, seed=trial_seed, lr=lr, weight_decay=wd,
                                       validate=True)
@@ -398,7 +396,7 @@ def finetune(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: 
                    "dist": dist_info}
         runs = [finetune_trial(model, parts, trial_seed=seed + t, fraction=label_fraction, options=options,
                                speed=speed) for t in range(trials)]
-    extra = {"preset": resolved.record(), "dataset": getattr(parts["train"], "card", None)}
+    extra = {"preset": resolved.record()}
     return report_trials("finetune", model, parts, index, runs, seed=seed, label_fraction=label_fraction,
                          metrics=("accuracy", "mean_per_class_accuracy", "auc"),
                          out_dir=out_dir if dist_info.is_main else None, filename="finetune.json", extra=extra,

@@ -91,7 +91,7 @@ def selection_metric(settings: LinearSettings, samples: Samples) -> str:
         return settings.metric
     if samples.task == "multilabel":
         return "auc"
-    wanted = getattr(samples, "metric", None)
+    wanted = samples.metric
     return wanted if wanted in SELECTION_METRICS else "accuracy"
 
 
@@ -151,7 +151,7 @@ def probe_features(feats: dict[str, np.ndarray], parts: dict[str, Samples], sett
                    fraction: float, seed: int, progress: bool = True) -> dict[str, Any]:
     """One probe trial on precomputed features: search C on val, refit on train (+ val), score on test."""
     task, k = parts["train"].task, len(parts["train"].classes)
-    keep = subsample(np.arange(len(parts["train"])), fraction, seed=seed)
+    keep = subsample(np.arange(len(parts["train"])), fraction, seed=seed, groups=parts["train"].groups)
     train = (feats["train"][keep], parts["train"].class_ids()[keep])
     if task != "multilabel" and len(np.unique(train[1])) < 2:
         raise DatasetError("the probe's training split has one class only; use a larger --label-fraction")

@@ -135,7 +135,7 @@ class MaskDataset:
         import torch
         import torch.nn.functional as F
 
-        image = self.transform(load_item(self.samples.items[index]))
+        image = self.transform(self.samples.load(index))
         mask = load_item(self.samples.targets[index])
         mask = torch.as_tensor((mask if mask.ndim == 2 else mask.max(-1)) > 0, dtype=torch.float32)[None, None]
         mask = F.interpolate(mask, size=image.shape[-2:], mode="nearest")[0]
@@ -248,7 +248,7 @@ def segment_trial(model: str | Path, parts: dict[str, Samples], *, seed: int, fr
 
     s, in_chans = options["settings"], options["in_chans"]
     torch.manual_seed(seed)
-    keep = subsample(np.arange(len(parts["train"])), fraction, seed=seed)
+    keep = subsample(np.arange(len(parts["train"])), fraction, seed=seed, groups=parts["train"].groups)
     unet, config = build_unet(model, in_chans=in_chans, keep_decoder=s.keep_decoder, progress=options["progress"])
     norm = normalization_for(s.normalization, config, in_chans)
     transform = SizedTransform(s.image_size, norm["mean"], norm["std"])
@@ -292,7 +292,7 @@ def segment(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: s
     options = {"in_chans": in_chans, "progress": progress, "settings": resolved.settings}
     runs = [segment_trial(model, parts, seed=seed + t, fraction=label_fraction, options=options, speed=speed)
             for t in range(trials)]
-    extra = {"preset": resolved.record(), "dataset": getattr(parts["train"], "card", None)}
+    extra = {"preset": resolved.record()}
     return report_trials("segmentation", model, parts, index, runs, seed=seed, label_fraction=label_fraction,
                          metrics=("dice", "iou"), out_dir=out_dir, filename="segment.json", extra=extra,
                          ddof=0 if resolved.settings.population_std else 1)
