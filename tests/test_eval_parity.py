@@ -328,3 +328,44 @@ def test_segmentation_schedule_and_dice_loss_follow_benchmark_transfer():
     masks = torch.tensor([[[[1.0, 0.0], [1.0, 1.0]]]])
     hand = 1 - (2 * (0.9 + 0.6) + 1) / (3 + 1.7 + 1)
     assert float(dice_loss(probs, masks)) == pytest.approx(hand)
+
+
+def test_multiclass_masks_score_dice_per_class_with_the_empty_rule():
+    import torch
+
+    from ssl_zoo.evaluation.segment_masks import dice_iou, foreground
+
+    ids = torch.tensor([[[[0, 1, 1, 2], [0, 0, 2, 2]]]], dtype=torch.float32)  # 2 pixels of class 1, 3 of class 2
+    logits = torch.full((1, 4, 2, 4), -5.0)  # background + 3 classes; class 3 absent from truth and prediction
+    predicted_ids = [[0, 1, 2, 2], [0, 0, 2, 1]]
+    for r, row in enumerate(predicted_ids):
+        for c, k in enumerate(row):
+            logits[0, k, r, c] = 5.0
+    probs = logits.softmax(1)[:, 1:]
+    dice, iou = dice_iou(probs, foreground(ids, 3), 3)
+    # class 1: tp 1, fp 1, fn 1 -> 2/4; class 2: tp 2, fp 1, fn 1 -> 4/6; class 3 empty vs empty -> 1
+    assert float(dice[0]) == pytest.approx((2 / 4 + 4 / 6 + 1.0) / 3)
+    assert float(iou[0]) == pytest.approx((1 / 3 + 2 / 4 + 1.0) / 3)
+
+
+def test_unet_entry_transfers_its_encoder_only_unless_asked_and_the_head_is_fresh(tmp_path_factory):
+    import torch
+
+    import ssl_zoo
+    from ssl_zoo.converters.convert import convert_checkpoint
+    from ssl_zoo.evaluation.segment import build_unet
+    from ssl_zoo.registry import get_entry
+
+    from .fixtures import build
+
+    root = tmp_path_factory.mktemp("dira-unet")
+    fixture = build("dira", root / "files", "default")
+    folder = convert_checkpoint(get_entry("dira"), fixture.path, "0" * 64, dest=root / "folder")
+    stored = ssl_zoo.load(folder, task="segmentation", classes=1).state_dict()
+    torch.manual_seed(0)
+    fresh = build_unet(folder, progress=False)[0].state_dict()
+    kept = build_unet(folder, keep_decoder=True, progress=False)[0].state_dict()
+    same = lambda state, prefix: all(torch.equal(state[k], stored[k]) for k in stored if k.startswith(prefix))
+    assert same(fresh, "encoder.") and same(kept, "encoder.") and same(kept, "decoder.")
+    assert not same(fresh, "decoder.")
+    assert not same(fresh, "segmentation_head.") and not same(kept, "segmentation_head.")

@@ -62,7 +62,7 @@ OVERRIDES = {
     "fewshot": {"n_way": "n_way", "k_shot": "k_shot", "n_query": "n_query", "episodes": "episodes",
                 "batch_size": "batch_size", "normalization": "normalization"},
     "segment": {"epochs": "epochs", "patience": "patience", "lr": "lr", "batch_size": "batch_size",
-                "keep_decoder": "keep_decoder", "normalization": "normalization"},
+                "keep_decoder": "keep_decoder", "normalization": "normalization", "classes": "classes"},
 }
 
 
@@ -270,6 +270,8 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     _training_options(p)
     p.add_argument("--keep-decoder", action="store_true", default=None,
                    help="keep a U-Net entry's pre-trained decoder (default: encoder-only transfer, as upstream)")
+    p.add_argument("--classes", type=positive_int,
+                   help="foreground classes (default 1: mask > 0; K > 1: masks hold class ids 0..K)")
     p = _add(sub, common, "fewshot", cmd_fewshot, "prototypical-network n-way k-shot accuracy on frozen features")
     _data_options(p)
     _preset_option(p, "few-shot (ssl-transfer)")
