@@ -14,6 +14,8 @@ from ssl_zoo.evaluation import presets
 from ssl_zoo.evaluation.data import Samples
 from ssl_zoo.evaluation.presets import list_presets, resolve
 
+from .test_eval_support import r18_folder  # noqa: F401  (fixture)
+
 
 # ---------------------------------------------------------------------------------------------------- presets
 
@@ -369,3 +371,29 @@ def test_unet_entry_transfers_its_encoder_only_unless_asked_and_the_head_is_fres
     assert same(fresh, "encoder.") and same(kept, "encoder.") and same(kept, "decoder.")
     assert not same(fresh, "decoder.")
     assert not same(fresh, "segmentation_head.") and not same(kept, "segmentation_head.")
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_lists_presets_and_records_command_line_overrides(r18_folder, tmp_path, capsys):
+    import json
+
+    from ssl_zoo.cli.main import main
+
+    from .test_eval_support import learnable_samples  # noqa: F811
+
+    assert main(["presets"]) == 0
+    listing = capsys.readouterr().out
+    assert "ssl-transfer (default for fewshot, finetune, linear)" in listing and "[segment]" in listing
+    data = learnable_samples(40, classes=2)
+    np.savez(tmp_path / "data.npz", train_images=data.items[:30], train_labels=data.targets[:30, None],
+             test_images=data.items[30:], test_labels=data.targets[30:, None])
+    code = main(["probe", str(r18_folder), str(tmp_path / "data.npz"), "--preset", "ssl-transfer", "--C", "0.5",
+                 "--image-size", "32", "--out", str(tmp_path / "out"), "--quiet"])
+    assert code == 0
+    record = json.loads((tmp_path / "out" / "probe.json").read_text())
+    assert record["preset"]["preset"] == "ssl-transfer" and set(record["preset"]["overridden"]) == {"C", "image_size"}
+    assert record["trials"][0]["C"] == 0.5
+    assert main(["probe", str(r18_folder), str(tmp_path / "data.npz"), "--preset", "magical"]) != 0
+    assert "presets for linear: ssl-transfer" in capsys.readouterr().err

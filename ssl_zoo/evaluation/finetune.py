@@ -20,7 +20,9 @@ Losses: cross-entropy (multiclass), BCE-with-logits on one logit (binary) or per
 fixed: the medical fork keeps ``best_state_dict = model.state_dict()``, a live reference, so its "restored" best
 weights were the last ones (here a copy); it casts targets to int, turning label-smoothed soft labels into 0 (here
 multilabel targets stay float); MAGICAL selects CheXpert models on the test set and drops the tail of its val/test
-loaders (here selection uses the validation split and every image is scored). Trial ``t`` uses seed ``seed + t`` for
+loaders (here selection uses the validation split and every image is scored); BenchmarkTransferLearning's
+``--anno_percent`` also shrank the CheXpert/Shenzhen validation and test sets (here ``label_fraction`` subsamples the
+training split only, so every fraction is tested on the same images). Trial ``t`` uses seed ``seed + t`` for
 the label-fraction subset, the head initialisation and the batch order. On CUDA the loop runs with
 ``runtime.Speed.fast()``; under ``torchrun`` it trains with DDP and rank 0 writes the results.
 """
