@@ -262,17 +262,20 @@ def finetune(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: 
     Example:
         >>> finetune("moco-v2", read_npz("breastmnist.npz"), preset="benchmark-transfer", trials=5, out_dir="runs/ft")
     """
+    from ..loading import resolve_folder
     from ..runtime import Speed, distributed_session
 
-    if overrides.get("epochs") is not None and overrides.get("steps") is None:
-        overrides["steps"] = 0  # an epoch budget asked for: train by epochs (both recorded as overridden)
     resolved = resolve("finetune", preset, **overrides)
+    if overrides.get("epochs") is not None and overrides.get("steps") is None and resolved.settings.steps > 0:
+        # an epoch budget asked for under a step-budget preset: train by epochs (both recorded as overridden)
+        resolved = resolve("finetune", preset, **{**overrides, "steps": 0})
     speed = Speed.fast(device, compile=compile)
     parts, index = paper_splits(data, seed=seed)
     with distributed_session(speed.device) as dist_info:
         options = {"in_chans": in_chans, "progress": progress and dist_info.is_main, "settings": resolved.settings,
                    "dist": dist_info}
-        runs = [finetune_trial(model, parts, trial_seed=seed + t, fraction=label_fraction, options=options,
+        folder = resolve_folder(model, progress=options["progress"])  # resolved once; each run loads fresh weights
+        runs = [finetune_trial(folder, parts, trial_seed=seed + t, fraction=label_fraction, options=options,
                                speed=speed) for t in range(trials)]
     extra = {"preset": resolved.record()}
     return report_trials("finetune", model, parts, index, runs, seed=seed, label_fraction=label_fraction,

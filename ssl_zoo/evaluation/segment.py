@@ -224,13 +224,15 @@ def segment(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: s
     Example:
         >>> segment("moco-v2", read_segmentation_pairs("lungs/images", "lungs/masks"), trials=3, out_dir="runs/seg")
     """
+    from ..loading import resolve_folder
     from ..runtime import Speed
 
     resolved = resolve("segment", preset, **overrides)
     speed = Speed.fast(device)
     parts, index = make_splits(data, seed=seed)
     options = {"in_chans": in_chans, "progress": progress, "settings": resolved.settings}
-    runs = [segment_trial(model, parts, seed=seed + t, fraction=label_fraction, options=options, speed=speed)
+    folder = resolve_folder(model, progress=progress)  # resolved once; each trial builds a fresh U-Net from it
+    runs = [segment_trial(folder, parts, seed=seed + t, fraction=label_fraction, options=options, speed=speed)
             for t in range(trials)]
     extra = {"preset": resolved.record()}
     return report_trials("segmentation", model, parts, index, runs, seed=seed, label_fraction=label_fraction,
