@@ -397,3 +397,20 @@ def test_cli_lists_presets_and_records_command_line_overrides(r18_folder, tmp_pa
     assert record["trials"][0]["C"] == 0.5
     assert main(["probe", str(r18_folder), str(tmp_path / "data.npz"), "--preset", "magical"]) != 0
     assert "presets for linear: ssl-transfer" in capsys.readouterr().err
+
+
+def test_ssl_transfer_finetune_search_picks_the_best_validation_pair(r18_folder):
+    from ssl_zoo.evaluation.finetune import finetune
+
+    from .test_eval_support import learnable_samples  # noqa: F811
+
+    record = finetune(r18_folder, learnable_samples(40, classes=2), steps=4, batch_size=8, image_size=32,
+                      search=True, grid_size=1, early_stopping=False, progress=False)
+    trial = record["trials"][0]
+    pairs = np.array([(g["lr"], g["weight_decay"]) for g in trial["search"]])
+    assert np.allclose(pairs, [(1e-4, 0.0), (1e-4, 1e-2)], rtol=1e-6, atol=0)  # (lr, wd / lr), wd in [0, 1e-6]
+    scores = [g["val"]["accuracy"] for g in trial["search"]]
+    best = trial["search"][int(np.argmax(scores))]  # upstream: strictly better only, so the first of equals
+    assert (trial["lr"], trial["weight_decay"]) == (best["lr"], best["weight_decay"])
+    assert trial["steps_run"] == 4 and trial["stopped_at_step"] is None
+    assert record["preset"]["settings"]["optimizer"] == "sgd" and record["summary"]["accuracy"]["n"] == 1
