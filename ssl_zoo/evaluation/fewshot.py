@@ -20,7 +20,8 @@ import numpy as np
 from dataclasses import dataclass
 
 from ..errors import DatasetError
-from .backbone import bar, load_backbone
+from ..progress import bar
+from .backbone import load_backbone
 from .data import Samples
 from .features import extract_features
 from .preprocess import ImageSettings, paper_transform

@@ -38,7 +38,8 @@ import numpy as np
 from ..errors import DatasetError
 from ..runtime import Distributed
 from . import parallel
-from .backbone import bar, load_backbone
+from ..progress import bar
+from .backbone import load_backbone
 from .data import ImageDataset, Samples
 from .metrics import classification_metrics
 from .paper_splits import merge, paper_splits
@@ -262,7 +263,7 @@ def finetune(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: 
     Example:
         >>> finetune("moco-v2", read_npz("breastmnist.npz"), preset="benchmark-transfer", trials=5, out_dir="runs/ft")
     """
-    from ..loading import resolve_folder
+    from ..resolve import resolve_folder
     from ..runtime import Speed, distributed_session
 
     resolved = resolve("finetune", preset, **overrides)
@@ -271,7 +272,7 @@ def finetune(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: 
         resolved = resolve("finetune", preset, **{**overrides, "steps": 0})
     speed = Speed.fast(device, compile=compile)
     parts, index = paper_splits(data, seed=seed)
-    with distributed_session(speed.device) as dist_info:
+    with speed.numerics(), distributed_session(speed.device) as dist_info:
         options = {"in_chans": in_chans, "progress": progress and dist_info.is_main, "settings": resolved.settings,
                    "dist": dist_info}
         folder = resolve_folder(model, progress=options["progress"])  # resolved once; each run loads fresh weights

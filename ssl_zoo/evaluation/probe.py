@@ -31,7 +31,8 @@ import numpy as np
 
 from ..errors import DatasetError, PresetError
 from ..extras import extra_imports
-from .backbone import bar, load_backbone
+from ..progress import bar
+from .backbone import load_backbone
 from .data import Samples
 from .features import extract_features
 from .metrics import classification_metrics

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import PresetError
 from ..extras import extra_imports
-from .backbone import bar
+from ..progress import bar
 from .data import Samples
 from .preprocess import SizedTransform, normalization_for
 from .presets import resolve
@@ -89,7 +89,8 @@ def build_unet(ref: str | Path, *, in_chans: int = 3, keep_decoder: bool = False
     with extra_imports():
         from segmentation_models_pytorch.base.initialization import initialize_decoder, initialize_head
 
-    from ..loading import load, resolve_folder
+    from ..loading import load
+    from ..resolve import resolve_folder
     from ..modelfolder.files import read_config
 
     folder = resolve_folder(ref, progress=progress)
@@ -224,7 +225,7 @@ def segment(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: s
     Example:
         >>> segment("moco-v2", read_segmentation_pairs("lungs/images", "lungs/masks"), trials=3, out_dir="runs/seg")
     """
-    from ..loading import resolve_folder
+    from ..resolve import resolve_folder
     from ..runtime import Speed
 
     resolved = resolve("segment", preset, **overrides)
@@ -232,8 +233,9 @@ def segment(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: s
     parts, index = make_splits(data, seed=seed)
     options = {"in_chans": in_chans, "progress": progress, "settings": resolved.settings}
     folder = resolve_folder(model, progress=progress)  # resolved once; each trial builds a fresh U-Net from it
-    runs = [segment_trial(folder, parts, seed=seed + t, fraction=label_fraction, options=options, speed=speed)
-            for t in range(trials)]
+    with speed.numerics():
+        runs = [segment_trial(folder, parts, seed=seed + t, fraction=label_fraction, options=options, speed=speed)
+                for t in range(trials)]
     extra = {"preset": resolved.record()}
     return report_trials("segmentation", model, parts, index, runs, seed=seed, label_fraction=label_fraction,
                          metrics=("dice", "iou"), out_dir=out_dir, filename="segment.json", extra=extra,

@@ -4,7 +4,7 @@
 $SSL_ZOO_HOME/                      default: the user cache dir (platformdirs), e.g. ~/.cache/ssl_zoo
 ├── downloads/<name>/<file>         upstream files exactly as published (verified by sha256)
 │             <file>.partial        an unfinished download, resumed by the next attempt
-├── models/<name>/                  the converted model folder (the contract, see DESIGN.md §2)
+├── models/<name>/                  the converted model folder (the contract: ARCHITECTURE.md)
 │   ├── model.safetensors
 │   ├── config.json
 │   └── README.md
