@@ -98,7 +98,7 @@ def images_in(folder: Path) -> list[Path]:
 def check_files(paths: Sequence[Path], what: str, progress: bool = True) -> None:
     """Raise a one-line ``DatasetError`` when some of ``paths`` are not files (a bar counts them: CheXpert has
     over 200,000)."""
-    from ...evaluation.backbone import bar
+    from ...progress import bar
 
     missing = [p for p in bar(paths, progress=progress, desc="checking images") if not p.is_file()]
     if missing:
