@@ -66,9 +66,16 @@ OVERRIDES = {
 }
 
 
+PROTOCOL_OF = {"probe": "linear", "finetune": "finetune", "fewshot": "fewshot", "segment": "segment"}
+
+
 def _protocol(args: argparse.Namespace) -> dict[str, Any]:
-    """``preset`` plus the setting overrides given on the command line, and the common options."""
+    """``preset`` plus the setting overrides given on the command line, and the common options; a bad preset name
+    or setting fails here, before any data is read."""
+    from ..evaluation.presets import resolve
+
     given = {field: getattr(args, dest) for dest, field in OVERRIDES[args.command].items()}
+    resolve(PROTOCOL_OF[args.command], args.preset, image_size=args.image_size, **given)
     return {"preset": args.preset, **_common(args), **given}
 
 
@@ -80,8 +87,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
     """``ssl-zoo probe MODEL DATA``."""
     from ..evaluation.probe import linear_probe
 
+    options = _protocol(args)
     record = linear_probe(args.model, _read(args), out_dir=_out(args), label_fraction=args.label_fraction,
-                          trials=args.trials, seed=args.seed, **_protocol(args))
+                          trials=args.trials, seed=args.seed, **options)
     return _print_record(args, record, _summary_rows(record))
 
 
@@ -89,8 +97,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     """``ssl-zoo finetune MODEL DATA``."""
     from ..evaluation.finetune import finetune
 
+    options = _protocol(args)
     record = finetune(args.model, _read(args), out_dir=_out(args), label_fraction=args.label_fraction,
-                      trials=args.trials, seed=args.seed, compile=args.compile, **_protocol(args))
+                      trials=args.trials, seed=args.seed, compile=args.compile, **options)
     return _print_record(args, record, _summary_rows(record))
 
 
@@ -100,8 +109,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
     if args.root is None and args.masks is None:
         args.parser.error("give --masks DIR with a folder of images, or a card name with --root DIR")
+    options = _protocol(args)
     record = segment(args.model, _read(args), out_dir=_out(args), label_fraction=args.label_fraction,
-                     trials=args.trials, seed=args.seed, **_protocol(args))
+                     trials=args.trials, seed=args.seed, **options)
     return _print_record(args, record, _summary_rows(record))
 
 
@@ -109,7 +119,8 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
     """``ssl-zoo fewshot MODEL DATA``."""
     from ..evaluation.fewshot import fewshot
 
-    record = fewshot(args.model, _read(args), out_dir=_out(args), seed=args.seed, **_protocol(args))
+    options = _protocol(args)
+    record = fewshot(args.model, _read(args), out_dir=_out(args), seed=args.seed, **options)
     return _print_record(args, record, _summary_rows({**record, "summary": {"accuracy": record["summary"]}}))
 
 

@@ -116,8 +116,9 @@ def normalization_for(rule: str, folder_config: dict, in_chans: int = 3) -> dict
         return {"rule": rule, "applied": "entry", "mean": tuple(cfg["mean"]), "std": tuple(cfg["std"]),
                 "histogram": False}
     mean, std = FIXED_NORMALIZATIONS.get(applied, FIXED_NORMALIZATIONS["none"])
-    return {"rule": rule, "applied": applied, "mean": mean[:in_chans] if in_chans == 1 else mean,
-            "std": std[:in_chans] if in_chans == 1 else std, "histogram": applied == "histogram"}
+    if in_chans == 1:  # a summed one-channel stem sees the RGB average, as ``loading.data_cfg_for``
+        mean, std = (float(np.mean(mean)),), (float(np.mean(std)),)
+    return {"rule": rule, "applied": applied, "mean": mean, "std": std, "histogram": applied == "histogram"}
 
 
 def paper_rule(folder_config: dict) -> str:
