@@ -112,3 +112,19 @@ class NonFiniteLossError(SslZooError, FloatingPointError):
 
 class HubFallbackWarning(UserWarning):
     """``SSL_ZOO_SOURCE=auto`` could not reach the Hub and converts the upstream file instead."""
+
+
+class UnknownPresetError(SslZooError, KeyError):
+    """A protocol or protocol-preset name that does not exist; the message lists the valid ones."""
+
+
+class PresetError(SslZooError, ValueError):
+    """A preset table or a setting override that does not fit the protocol's settings (unknown field, wrong type)."""
+
+
+class RunExistsError(SslZooError, FileExistsError):
+    """A pre-training run folder that already holds a run; ``--resume`` continues it, ``--overwrite`` replaces it."""
+
+
+class PictureWarning(UserWarning):
+    """A figure (an extra beside a result) could not be drawn; the result itself was written."""

@@ -8,7 +8,7 @@ whole smp U-Net (``encoder.*``, ``decoder.*``, ``segmentation_head.*``) with ``s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +17,8 @@ from torch import nn
 
 from .. import __version__
 from ..architectures import ArchSpec, get_arch, trunk_shapes
-from ..store.atomic import copy_atomic
 from ..converters.convert import normalize_tensor, unshare, validate
 from ..modelfolder.files import write_folder
-
-CURVE = "loss_curve.png"
 
 
 @dataclass(frozen=True)
@@ -39,6 +36,7 @@ class TrainingRecord:
     image_size: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    recipe: dict[str, Any] = field(default_factory=dict)  # recipes.Resolved.record(): settings, deviations
 
 
 def backbone_tensors(module: nn.Module, arch: str, name: str) -> dict[str, torch.Tensor]:
@@ -70,7 +68,22 @@ def config(spec: ArchSpec, record: TrainingRecord, weights_sha256: str, parts: l
 
 def _training(record: TrainingRecord) -> dict[str, Any]:
     return {"data": record.data, "epochs": record.epochs, "batch_size": record.batch_size, "steps": record.steps,
-            "final_loss": record.final_loss, "init": record.init, "image_size": record.image_size}
+            "final_loss": record.final_loss, "init": record.init, "image_size": record.image_size,
+            "recipe": record.recipe}
+
+
+def recipe_section(recipe: dict[str, Any]) -> str:
+    """The card's "Recipe" section: preset, every effective setting, the sources and each deviation."""
+    if not recipe:
+        return ""
+    settings = ", ".join(f"{k} `{v}`" for k, v in {**recipe["settings"], "peak_lr": recipe["peak_lr"]}.items())
+    options = ", ".join(f"{k} `{v}`" for k, v in recipe["options"].items()) or "none"
+    lines = [f"## Recipe (preset `{recipe['preset']}`)", "", f"- **Settings:** {settings}",
+             f"- **Method options:** {options}", "- **Sources:**", *(f"  - {s}" for s in recipe["sources"]),
+             "- **Deviations from the paper:**", *(f"  - {d}" for d in recipe["deviations"] or ["none"])]
+    if "resume_rule" in recipe:
+        lines.append(f"- **Extended runs:** {recipe['resume_rule']}")
+    return "\n".join(lines) + "\n"
 
 
 def card(spec: ArchSpec, record: TrainingRecord, weights_sha256: str, what: str) -> str:
@@ -100,8 +113,7 @@ tags:
 - **Input:** {record.image_size}x{record.image_size}, mean {list(record.mean)}, std {list(record.std)}
 - **Weights sha256 (model.safetensors):** `{weights_sha256}`
 
-![loss curve]({CURVE})
-
+{recipe_section(record.recipe)}
 ## How to load
 ```python
 import ssl_zoo
@@ -114,8 +126,8 @@ The licence of these weights is the licence of the training data: set it before 
 
 
 def write_model_folder(dest: Path, tensors: dict[str, torch.Tensor], spec: ArchSpec, record: TrainingRecord,
-                       parts: list[str], what: str, curve: Path | None) -> Path:
-    """Write one folder atomically with ``write_folder``, then add the loss curve beside its card."""
+                       parts: list[str], what: str) -> Path:
+    """Write one folder atomically with ``write_folder`` (pictures are added afterwards, see ``pictures.py``)."""
     metadata = {"format": "pt", "name": f"{record.method}-pretrained", "arch": spec.name,
                 "method": record.method, "ssl_zoo_version": __version__}
 
@@ -123,23 +135,21 @@ def write_model_folder(dest: Path, tensors: dict[str, torch.Tensor], spec: ArchS
         return config(spec, record, sha, parts), card(spec, record, sha, what)
 
     write_folder(dest, tensors, metadata, texts)
-    if curve is not None and curve.is_file():
-        copy_atomic(curve, dest / CURVE)
     return dest
 
 
-def write_outputs(method: nn.Module, run_dir: Path, record: TrainingRecord, curve: Path | None) -> dict[str, Path]:
+def write_outputs(method: nn.Module, run_dir: Path, record: TrainingRecord) -> dict[str, Path]:
     """``RUN_DIR/model`` (backbone) and, for U-Net methods, ``RUN_DIR/unet`` (encoder + decoder + head)."""
     arch = method.settings.arch
     spec = get_arch(arch)
     tensors = backbone_tensors(method.encoder(), arch, record.method)
     written = {"model": write_model_folder(run_dir / "model", tensors, spec, record, ["backbone"],
-                                           "The backbone (no classifier): pooled features.", curve)}
+                                           "The backbone (no classifier): pooled features.")}
     unet = method.unet()
     if unet is not None:
         full = unshare({k: normalize_tensor(k, v.cpu()) for k, v in unet.state_dict().items()})
         written["unet"] = write_model_folder(  # the U-Net folder format of ssl_zoo/architectures/unet.py
             run_dir / "unet", full, spec, record, ["encoder", "decoder", "segmentation_head"],
             "The whole U-Net with segmentation_models_pytorch key names (encoder.*, decoder.*, "
-            "segmentation_head.*); load it into smp.Unet(...) strictly.", curve)
+            "segmentation_head.*); load it into smp.Unet(...) strictly.")
     return written
