@@ -36,7 +36,6 @@ from .parts import Normalise, backbone, decoder_until, gather_no_grad, gather_wi
 class ChaitanyaGlobal(Method):
     name = "chaitanya-global"
     paper = "Contrastive learning of global and local features for medical image segmentation (arXiv:2006.10511)"
-    view_recipe = "chaitanya-global"
     needs_volumes = True
     defaults = {"dim": 128, "tau": 0.1, "partitions": 4, "crop_fraction": 100 / 192, "variant": "gd"}
 
@@ -152,7 +151,6 @@ def nearest_regions(centres: list[tuple[float, float]], count: int) -> torch.Ten
 class ChaitanyaLocal(UNetMethod):
     name = "chaitanya-local"
     paper = ChaitanyaGlobal.paper
-    view_recipe = "chaitanya-local"
     unused_parameters = True  # the decoder blocks past ``decoder_blocks`` and the head get no gradient
     defaults = {"dim": 128, "tau": 0.1, "decoder_blocks": 3, "negatives": 5, "region_size": 3}
 

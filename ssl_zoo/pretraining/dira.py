@@ -40,7 +40,6 @@ from .parts import (
 class DiRA(UNetMethod):
     name = "dira"
     paper = "DiRA: Discriminative, Restorative, and Adversarial Learning (arXiv:2204.10437)"
-    view_recipe = "dira"
     unused_parameters = True  # the discriminator has no gradient in the dir stage
     defaults = {"dim": 128, "queue": 65536, "momentum": 0.999, "tau": 0.2, "contrastive_weight": 1.0,
                 "mse_weight": 10.0, "adv_weight": 0.001, "mode": "dir", "disc_lr": 2e-4}

@@ -22,7 +22,6 @@ from .parts import Normalise, gather_with_grad, mlp, pooled, unet, unet_forward
 class Magical(UNetMethod):
     name = "magical"
     paper = "Synergizing generative and contrastive learning (MAGICAL / TOWER, Neural Networks 2023)"
-    view_recipe = "magical"
     defaults = {"dim": 128, "tau": 0.1, "mask_ratio": 0.25, "stripe_ratio": 0.6, "twist_p": 0.1,
                 "reconstruction": "l1", "out_channels": 1, "generative_weight": 1.0, "contrastive_weight": 1.0}
     RECONSTRUCTION = {"l1": F.l1_loss, "mse": F.mse_loss}

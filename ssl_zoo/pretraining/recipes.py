@@ -75,6 +75,9 @@ class Resolved:
         out = [f"{name} {getattr(self.recipe, name)!r} instead of the paper's {getattr(self.paper, name)!r} "
                f"({'set by the user' if name in self.overridden else f'preset {self.preset}'})"
                for name in _changed(self.paper, self.recipe)]
+        if self.recipe.warmup_epochs >= self.recipe.epochs > 0:
+            out.append(f"the {self.recipe.warmup_epochs:g}-epoch warm-up is not shorter than the run "
+                       f"({self.recipe.epochs} epochs): the learning rate never reaches its peak")
         return out + list(self.notes)
 
     def record(self, batch_size: int | None = None) -> dict[str, Any]:

@@ -104,16 +104,20 @@ def pretrain(
             return {}
         record = TrainingRecord(method, model.paper, str(data), recipe.epochs, recipe.batch_size, result.steps,
                                 result.final_loss, str(init or "random"), recipe.image_size, model.settings.mean,
-                                model.settings.std, run_record(resolved, merged, resume))
+                                model.settings.std, run_record(resolved, model, options or {}, resume))
         written = write_outputs(model.cpu(), run_dir, record)
         add_loss_curve(result.losses, run_dir, method, list(written.values()))
         return written
 
 
-def run_record(resolved: Resolved, options: dict[str, Any], resumed: bool) -> dict[str, Any]:
-    """The recipe record of the card, with the options as run and the extension rule when it applies."""
+def run_record(resolved: Resolved, method: Method, given: dict[str, Any], resumed: bool) -> dict[str, Any]:
+    """The recipe record of the card: the options as run, the user's options among the deviations, and the
+    extension rule when the run was resumed."""
     record = resolved.record()
-    record["options"] = options
+    record["options"] = dict(method.opts)
+    paper = {**method.defaults, **resolve(method.name).options}
+    record["deviations"] += [f"option {k}={v!r} instead of the paper's {paper[k]!r} (set by the user)"
+                             for k, v in given.items() if v != paper.get(k)]
     if resumed:
         record["resume_rule"] = EXTEND_RULE
     return record

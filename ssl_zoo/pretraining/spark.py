@@ -95,7 +95,6 @@ class DecoderBlock(nn.Sequential):
 class SparK(Method):
     name = "spark"
     paper = "Designing BERT for Convolutional Networks: Sparse and Hierarchical Masked Modeling (arXiv:2301.03580)"
-    view_recipe = "spark"
     defaults = {"mask_ratio": 0.6, "decoder_width": 768, "drop_path": 0.05}
 
     def __init__(self, settings: MethodSettings):
