@@ -5,7 +5,6 @@ Only torch's RNG is used (no ``random``/NumPy), so seeding it per sample makes e
 
 from __future__ import annotations
 
-import torch
 from torchvision.transforms import v2
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +106,6 @@ def train(method: Method, dataset: ViewDataset, run_dir: Path, settings: LoopSet
 
 def _schedule_signature(recipe: Recipe) -> dict[str, Any]:
     """The recipe without its run length: what a resumed (or extended) run must keep."""
-    from dataclasses import asdict
-
     return {k: v for k, v in asdict(recipe).items() if k != "epochs"}
 
 
