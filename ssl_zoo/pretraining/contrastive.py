@@ -158,7 +158,8 @@ class SwAV(_Backboned):
         super().__init__(settings)
         self.head = mlp([self.width, 2048, self.opts["dim"]], batch_norm=True)
         self.prototypes = nn.Linear(self.opts["dim"], self.opts["prototypes"], bias=False)
-        # Embeddings of the two large crops of earlier batches, this process's share (zeros until filled).
+        # Embeddings of the two large crops of earlier batches, this process's share (zeros until filled);
+        # the checkpoint keeps the main process's, which every process takes back on --resume.
         self.register_buffer("queue", torch.zeros(2, self.queue_length(settings.batch_size), self.opts["dim"]))
 
     def queue_length(self, batch_size: int) -> int:
@@ -197,8 +198,9 @@ class SwAV(_Backboned):
         queue = self.queue[crop]
         if not len(queue) or self.epoch < self.opts["queue_start_epoch"]:
             return scores
-        if self.training and torch.all(queue[-1] == 0):  # not full yet: the reference waits for it
-            self._push(queue, embedding)
+        if torch.all(queue[-1] == 0):  # not full yet: the reference waits for it
+            if self.training:
+                self._push(queue, embedding)
             return scores
         out = torch.cat([queue @ self.prototypes.weight.T.to(queue.dtype), scores.float()])
         if self.training:
