@@ -10,7 +10,7 @@ recipes.py      each method's paper recipe and the named presets (data: presets.
 optim.py        optimisers (LARS/LAMB from timm), parameter groups, lr / weight-decay / EMA schedules
 losses.py       each objective as a small pure function
 parts.py        backbones, U-Nets, heads, EMA, DDP gathers, shuffle-BN
-augment.py      the generic view pipelines;  medical_augment.py  MAGICAL / DiRA / Chaitanya / Wolf views
+augment.py      the generic view pipelines;  medical_augment.py  MAGICAL / DiRA / Chaitanya views
 contrastive.py  moco-v2, simclr, byol, swav, barlow-twins
 dira.py  magical.py  chaitanya.py  spark.py
 data.py         unlabelled images / arrays / volumes, resumable order

@@ -54,6 +54,8 @@ class Method(nn.Module):
     defaults: ClassVar[dict[str, Any]] = {}
     unused_parameters: ClassVar[bool] = False  # DDP must look for parameters without gradient
     needs_volumes: ClassVar[bool] = False  # samples must carry their volume and slice position
+    select: str = "last"  # the recipe's output checkpoint ("best-validation" for DiRA, MAGICAL), set by pretrain
+    early_stop: int | None = None  # the recipe's early-stopping patience in epochs (MAGICAL 30), set by pretrain
 
     def __init__(self, settings: MethodSettings):
         super().__init__()

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import augment, losses, medical_augment
+from . import augment, losses
 from .base import Method, MethodSettings
 from .optim import ema_momentum
 from .parts import (
@@ -47,10 +47,7 @@ class _Backboned(Method):
         return self.head(self.backbone(self.normalise(x)))
 
     def transform(self):
-        """The CPU per-sample transform of this run's view recipe."""
-        size = self.settings.image_size
-        return {"moco-v2": augment.moco_v2, "wolf-moco": medical_augment.wolf_moco}.get(
-            self.view_recipe, augment.simclr)(size)
+        return augment.simclr(self.settings.image_size)
 
     def views(self, image, meta):
         t = self.transform()
@@ -70,6 +67,9 @@ class MoCoV2(_Backboned):
         self.head = mlp([self.width, self.width, self.opts["dim"]])
         self.key_backbone, self.key_head = frozen_copy(self.backbone), frozen_copy(self.head)
         self.queue = KeyQueue(self.opts["queue"], self.opts["dim"])
+
+    def transform(self):
+        return augment.moco_v2(self.settings.image_size)
 
     def forward(self, batch, progress):
         q = self.embed(batch["view0"])
@@ -151,8 +151,7 @@ class SwAV(_Backboned):
     view_recipe = "swav"
     unused_parameters = True  # the prototypes get no gradient while frozen
     defaults = {"dim": 128, "prototypes": 3000, "tau": 0.1, "epsilon": 0.05, "sinkhorn_iterations": 3,
-                "small_crops": 6, "large_scale": [0.14, 1.0], "small_scale": [0.05, 0.14], "queue": 0,
-                "queue_start_epoch": 15, "freeze_prototypes_epochs": 1}
+                "small_crops": 6, "queue": 0, "queue_start_epoch": 15, "freeze_prototypes_epochs": 1}
 
     def __init__(self, settings: MethodSettings):
         super().__init__(settings)
@@ -171,8 +170,7 @@ class SwAV(_Backboned):
 
     def views(self, image, meta):
         size = self.settings.image_size
-        large = augment.simclr(size, tuple(self.opts["large_scale"]))
-        small = augment.simclr(max(32, size * 96 // 224), tuple(self.opts["small_scale"]))
+        large, small = augment.simclr(size, (0.14, 1.0)), augment.simclr(max(32, size * 96 // 224), (0.05, 0.14))
         out = {f"view{i}": large(image) for i in range(2)}
         out.update({f"small{i}": small(image) for i in range(self.opts["small_crops"])})
         return out

@@ -1,7 +1,7 @@
-"""The medical methods' own augmentations (MAGICAL, DiRA, Chaitanya, Wolf et al.), on (C, H, W) tensors in [0, 1].
+"""The medical methods' own augmentations (MAGICAL, DiRA, Chaitanya), on (C, H, W) tensors in [0, 1].
 
 Only torch's RNG is used, so seeding it per sample makes every view reproducible. The generic view pipelines
-(MoCo-v2, SimCLR, BYOL, SwAV, Barlow Twins) live in ``augment.py`` / ``views.py``.
+(MoCo-v2, SimCLR, BYOL, SwAV, Barlow Twins, and Wolf et al.'s variants) live in ``augment.py`` / ``views.py``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torchvision.transforms import v2
 
 # MAGICAL's (and TOWER's) three fixed Bézier control sets (func.py ``nonlinear_transformation``).
 BEZIER_CONTROL_SETS = (((0.0, 0.0), (0.0, 0.0), (1.0, 1.0), (1.0, 1.0)),
@@ -171,13 +170,3 @@ def fixed_crop(image: torch.Tensor, size: int, bbox_fraction: float = 100 / 192)
     y, x = _randint(0, h - side), _randint(0, w - side)
     box = image[:, y:y + side, x:x + side].unsqueeze(0)
     return F.interpolate(box, size=(size, size), mode="bilinear", align_corners=False)[0]
-
-
-def wolf_moco(size: int) -> v2.Transform:
-    """Wolf et al.'s LIDC MoCo views: grey x3, rotation up to 180° at p 0.5, crop 0.2-1, jitter always,
-    blur p 0.5, horizontal and vertical flips (``moco_data_module.py``)."""
-    kernel = max(3, int(0.1 * size) // 2 * 2 + 1)
-    return v2.Compose([v2.Grayscale(3), v2.RandomApply([v2.RandomRotation(180)], p=0.5),
-                       v2.RandomResizedCrop(size, scale=(0.2, 1.0), antialias=True),
-                       v2.ColorJitter(0.4, 0.4, 0.4, 0.1), v2.RandomApply([v2.GaussianBlur(kernel, (0.1, 2.0))], p=0.5),
-                       v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()])

@@ -95,6 +95,7 @@ def pretrain(
     with distributed_session(speed.device) as dist:
         torch.manual_seed(seed)  # every process builds the same networks
         model = build_method(method, settings)
+        model.select, model.early_stop = recipe.select, recipe.early_stop  # the paper's, read by the monitor
         if init is not None and not resume:
             initialise(model, init, progress=progress)
         dataset = ViewDataset(training_samples(model, Path(data)), model.views, recipe.image_size)
