@@ -231,3 +231,18 @@ def test_magical_twist_rate_by_counting(monkeypatch):
     assert 20 <= len(calls) <= 60  # p 0.1 of 400: 40 ± 3 standard deviations
     moved = ma.twist(torch.rand(1, 32, 32))
     assert moved.shape == (1, 32, 32) and moved.isfinite().all()
+
+
+def test_cli_lists_presets_and_refuses_an_unknown_one(capsys, tmp_path):
+    from ssl_zoo.cli.main import main
+
+    assert main(["pretrain", "--list-presets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("paper", "wolf-lidc", "magical-cxr", "magical-medmnist", "dira-dir", "dira-dira"):
+        assert f"\n{name} sources:" in out
+    assert "keyu-tian/SparK@a63e386f8e" in out and "Wolfda95/SSL-MedicalImagining-CL-MAE@87a16277bf" in out
+    code = main(["pretrain", "--method", "spark", "--preset", "wolf-lidc", "--data", str(tmp_path),
+                 "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and len(err.splitlines()) == 1 and "it covers ['moco-v2', 'byol', 'swav']" in err
+    assert not (tmp_path / "run").exists()  # refused before anything was written
