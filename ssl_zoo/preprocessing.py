@@ -17,7 +17,6 @@ Reading the file is the caller's job: a DICOM MONOCHROME1 image must be inverted
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -66,11 +65,6 @@ def preprocessing_of(name_or_path: str | Path) -> Preprocessing:
     if reference_kind(name_or_path) is RefKind.NAME:
         return get_entry(str(name_or_path)).preprocessing
     return _folder_preprocessing(resolve_folder(name_or_path))
-
-
-def preprocessing_record(pre: Preprocessing) -> dict[str, Any]:
-    """The JSON form of ``pre`` that model folders keep as ``config.json["ssl_zoo"]["preprocessing_record"]``."""
-    return dataclasses.asdict(pre)
 
 
 def _folder_preprocessing(folder: Path) -> Preprocessing:

@@ -18,10 +18,10 @@ import warnings
 from pathlib import Path
 
 from .converters.upstream import convert_upstream
-from .errors import DownloadError, HubError, HubFallbackWarning, SettingError
+from .errors import DownloadError, HubError, HubFallbackWarning, SettingError, root_cause
 from .modelfolder.files import is_complete
 from .registry import get_entry
-from .sharing.hub import HUB_PREFIX, entry_hub_folder, hub_folder
+from .sharing.hub import HUB_PREFIX, UPSTREAM_HINT, entry_hub_folder, hub_folder
 from .store import cache
 
 LOCAL_PREFIX = "local-dir:"
@@ -126,7 +126,7 @@ def entry_folder(name: str, *, force: bool = False, require_hashes: bool = False
             return entry_hub_folder(entry, folder, force=force, progress=progress)
         except DownloadError as exc:  # unreachable, offline, no such repo; a ChecksumError is never hidden
             if choice == "hub":
-                raise
+                raise HubError(f"{exc}{UPSTREAM_HINT}") from root_cause(exc)
             _announce_fallback(entry.name, str(exc))
     return convert_upstream(entry.name, force=force, require_hashes=require_hashes, progress=progress)
 

@@ -53,7 +53,7 @@ def test_existing_run_is_refused_then_overwritten_and_extended(images, tmp_path,
     state = torch.load(tmp_path / checkpoint.CHECKPOINT, weights_only=True)
     assert state["step"] == 6 and len(state["losses"]) == 6
     training = json.loads((extended["model"] / "config.json").read_text())["ssl_zoo"]["training"]
-    assert training["epochs"] == 3 and "recomputes the schedule" in training["recipe"]["resume_rule"]
+    assert training["epochs"] == 3 and "recomputes the schedule" in training["settings"]["resume_rule"]
     with pytest.raises(ResumeError, match="past the 4 steps"):
         ssl_zoo.pretrain("moco-v2", images, tmp_path, epochs=2, resume=True, **TINY)
     assert main([*args, "--overwrite"]) == 0
@@ -63,7 +63,7 @@ def test_existing_run_is_refused_then_overwritten_and_extended(images, tmp_path,
 def test_card_lists_the_recipe_and_dira_stage_two_starts_from_stage_one(images, tmp_path):
     stage1 = ssl_zoo.pretrain("dira", images, tmp_path / "dir", preset="dira-dir", epochs=1, **TINY)
     training = json.loads((stage1["model"] / "config.json").read_text())["ssl_zoo"]["training"]
-    recipe = training["recipe"]
+    recipe = training["settings"]
     assert recipe["preset"] == "dira-dir" and recipe["options"]["mode"] == "dir"
     assert recipe["settings"]["mean"] == [0.0, 0.0, 0.0] and recipe["settings"]["clip"] is None
     assert any("epochs 1 instead of the paper's 1200 (set by the user)" == d for d in recipe["deviations"])
@@ -94,5 +94,5 @@ def test_chaitanya_global_trains_on_partition_batches(tmp_path):
                                options={"variant": "gd-minus"})
     training = json.loads((written["model"] / "config.json").read_text())["ssl_zoo"]["training"]
     assert training["steps"] == 2  # 2 volumes x 4 partitions per batch: 4 volumes make 2 batches
-    assert training["recipe"]["options"]["variant"] == "gd-minus"
+    assert training["settings"]["options"]["variant"] == "gd-minus"
     assert ssl_zoo.load(written["model"]) is not None

@@ -10,6 +10,9 @@ import argparse
 import json
 from typing import Any
 
+from .common import (add_command, emit, non_negative_float, non_negative_int, positive_float, positive_int,
+                     progress_enabled)
+
 # Kept here (not imported from ssl_zoo.pretraining) so building the parser imports no torch.
 METHODS = ("moco-v2", "simclr", "byol", "swav", "barlow-twins", "dira", "magical", "chaitanya-global",
            "chaitanya-local", "spark")
@@ -28,7 +31,6 @@ def _option(text: str) -> tuple[str, Any]:
 
 def list_presets(args: argparse.Namespace) -> int:
     """``ssl-zoo pretrain --list-presets``: every recipe preset, the methods it covers and its sources."""
-    from .common import emit
     from ..pretraining.recipes import list_presets as presets
 
     rows = presets()
@@ -47,7 +49,6 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     missing = [f"--{k.replace('_', '-')}" for k in ("method", "data", "out") if getattr(args, k) is None]
     if missing:
         args.parser.error(f"the following arguments are required: {', '.join(missing)}")
-    from .common import progress_enabled
     from ..pretraining import pretrain
 
     written = pretrain(args.method, args.data, args.out, preset=args.preset, epochs=args.epochs,
@@ -67,8 +68,6 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``pretrain`` to the ``ssl-zoo`` parser."""
-    from .common import add_command
-
     p = add_command(sub, common, "pretrain", cmd_pretrain,
                  "pre-train a backbone with a self-supervised method; writes RUN_DIR/model (and RUN_DIR/unet)")
     p.set_defaults(parser=p)
@@ -78,11 +77,11 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", metavar="NAME", help="a named recipe (default: the method's paper recipe); "
                    "see --list-presets")
     p.add_argument("--list-presets", action="store_true", help="list the recipe presets with their sources")
-    p.add_argument("--epochs", type=int, help="default: the recipe's")
-    p.add_argument("--batch-size", type=int, help="global batch over all processes (default: the recipe's; "
+    p.add_argument("--epochs", type=positive_int, help="default: the recipe's")
+    p.add_argument("--batch-size", type=positive_int, help="global batch over all processes (default: the recipe's; "
                    "the learning rate scales with it where the paper scales it)")
     p.add_argument("--arch", default="resnet50", help="resnet50 (default), resnet18 or densenet121 (not spark)")
-    p.add_argument("--image-size", type=int, help="default: the recipe's (224; magical-medmnist 28)")
+    p.add_argument("--image-size", type=positive_int, help="default: the recipe's (224; magical-medmnist 28)")
     p.add_argument("--init", metavar="NAME|FOLDER|RUN_DIR",
                    help="start from a registry entry or model folder (backbone) or an earlier run of the method")
     p.add_argument("--resume", action="store_true",
@@ -91,12 +90,12 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace a run already in RUN_DIR")
     p.add_argument("--compile", action="store_true", help="torch.compile the networks")
     p.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA when present)")
-    p.add_argument("--workers", type=int, help="data loader processes (default 8 on CUDA, 0 on CPU)")
-    p.add_argument("--lr", type=float, help="peak learning rate at the recipe's reference batch (default: the recipe's)")
-    p.add_argument("--weight-decay", type=float, help="default: the recipe's")
-    p.add_argument("--warmup-epochs", type=float, help="default: the recipe's (10 for LARS methods, SparK 40)")
-    p.add_argument("--clip", type=float, help="gradient-norm clip (0: off; default: the recipe's, SparK 5, else off)")
+    p.add_argument("--workers", type=non_negative_int, help="data loader processes (default 8 on CUDA, 0 on CPU)")
+    p.add_argument("--lr", type=positive_float, help="peak learning rate at the recipe's reference batch (default: the recipe's)")
+    p.add_argument("--weight-decay", type=non_negative_float, help="default: the recipe's")
+    p.add_argument("--warmup-epochs", type=non_negative_float, help="default: the recipe's (10 for LARS methods, SparK 40)")
+    p.add_argument("--clip", type=non_negative_float, help="gradient-norm clip (0: off; default: the recipe's, SparK 5, else off)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint-every", type=int, default=500, metavar="STEPS")
+    p.add_argument("--checkpoint-every", type=positive_int, default=500, metavar="STEPS")
     p.add_argument("--option", "-o", type=_option, action="append", default=[], metavar="KEY=VALUE",
                    help="a method option, e.g. -o tau=0.2 -o queue=16384 (repeatable)")

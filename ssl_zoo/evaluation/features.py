@@ -15,7 +15,8 @@ import numpy as np
 
 from ..store import cache
 from ..store.atomic import write_atomic
-from .backbone import Backbone, bar
+from ..progress import bar
+from .backbone import Backbone
 from .data import ImageDataset, Samples
 
 

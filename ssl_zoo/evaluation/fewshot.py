@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import DatasetError
-from .backbone import bar, load_backbone
+from ..progress import bar
+from .backbone import load_backbone
 from .data import Samples
 from .features import extract_features
 from .preprocess import build_transform

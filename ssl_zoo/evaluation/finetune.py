@@ -20,7 +20,8 @@ import numpy as np
 from ..errors import DatasetError
 from ..runtime import Distributed
 from . import parallel
-from .backbone import bar, load_backbone
+from ..progress import bar
+from .backbone import load_backbone
 from .data import ImageDataset, Samples
 from .metrics import classification_metrics, primary_metric
 from .preprocess import build_transform

@@ -13,7 +13,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .backbone import bar, load_backbone
+from ..progress import bar
+from .backbone import load_backbone
 from .data import Samples, load_item
 from .preprocess import build_transform
 from .results import write_json

@@ -1,4 +1,4 @@
-"""The joint-embedding classics: MoCo-v2, SimCLR, BYOL, SwAV and Barlow Twins (methods.md A.6).
+"""The joint-embedding classics: MoCo-v2, SimCLR, BYOL, SwAV and Barlow Twins.
 
 Each is a backbone, its head(s) and one loss from ``losses``; the optimiser, schedule and run length are
 the recipe's (``presets.toml``). SwAV keeps its feature queue (from ``queue_start_epoch``, cut to a multiple

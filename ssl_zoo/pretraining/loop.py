@@ -9,7 +9,6 @@ The loss is read back from the device only every ``log_every`` steps, so the GPU
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..errors import NonFiniteLossError, ResumeError
+from ..progress import bar
 from ..runtime import Distributed, Speed
 from . import checkpoint
 from .base import Method
@@ -227,7 +227,5 @@ class _Run:
             "step": step, "losses": list(losses), "rng": checkpoint.rng_state(), "signature": self.signature})
 
     def _bar(self, initial: int):
-        from tqdm.auto import tqdm
-
-        return tqdm(total=self.total, initial=initial, desc=f"pretrain {self.method.name}", unit="step",
-                    file=sys.stderr, disable=not (self.settings.progress and self.dist.is_main), dynamic_ncols=True)
+        return bar(total=self.total, initial=initial, desc=f"pretrain {self.method.name}", unit="step",
+                   progress=self.settings.progress and self.dist.is_main, dynamic_ncols=True, leave=True)

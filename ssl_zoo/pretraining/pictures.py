@@ -8,7 +8,8 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from ..errors import PictureWarning
+from ..errors import MissingExtraError, PictureWarning
+from ..extras import extra_imports
 from ..store.atomic import copy_atomic, write_text_atomic
 
 CURVE = "loss_curve.png"
@@ -16,8 +17,9 @@ CURVE = "loss_curve.png"
 
 def plot_losses(losses: list[float], path: Path, title: str) -> Path:
     """The loss of every step as a PNG (matplotlib's Agg backend, no pyplot: the caller's backend is untouched)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    with extra_imports():
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6, 3.5), dpi=150)
     FigureCanvasAgg(fig)
@@ -41,9 +43,9 @@ def add_loss_curve(losses: list[float], run_dir: Path, title: str, folders: list
         return None
     try:
         curve = plot_losses(losses, run_dir / CURVE, title)
-    except ImportError:
-        warnings.warn('the loss curve was not drawn: matplotlib is not installed (pip install "ssl_zoo[eval]"); '
-                      "the model folders are complete", PictureWarning, stacklevel=2)
+    except MissingExtraError as error:
+        warnings.warn(f"the loss curve was not drawn ({error}); the model folders are complete", PictureWarning,
+                      stacklevel=2)
         return None
     for folder in folders:
         copy_atomic(curve, folder / CURVE)
