@@ -66,7 +66,8 @@ def test_card_lists_the_recipe_and_dira_stage_two_starts_from_stage_one(images, 
     recipe = training["settings"]
     assert recipe["preset"] == "dira-dir" and recipe["options"]["mode"] == "dir"
     assert recipe["settings"]["mean"] == [0.0, 0.0, 0.0] and recipe["settings"]["clip"] is None
-    assert any("epochs 1 instead of the paper's 1200 (set by the user)" == d for d in recipe["deviations"])
+    assert "epochs 1 (set by the user; paper recipe: 1200)" in recipe["deviations"]
+    assert "option queue=16 (set by the user; paper recipe: 65536)" in recipe["deviations"]
     card = (stage1["model"] / "README.md").read_text()
     assert "## Recipe (preset `dira-dir`)" in card and "mirror image half of the time" in card
     assert json.loads((stage1["model"] / "config.json").read_text())["pretrained_cfg"]["std"] == [1.0, 1.0, 1.0]

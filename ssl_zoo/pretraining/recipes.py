@@ -72,9 +72,9 @@ class Resolved:
 
     def deviations(self) -> list[str]:
         """Each way this run departs from the method's paper recipe, with why."""
-        out = [f"{name} {getattr(self.recipe, name)!r} instead of the paper's {getattr(self.paper, name)!r} "
-               f"({'set by the user' if name in self.overridden else f'preset {self.preset}'})"
-               for name in _changed(self.paper, self.recipe)]
+        out = [f"{name} {getattr(self.recipe, name)!r} "
+               f"({'set by the user' if name in self.overridden else f'preset {self.preset}'}; "
+               f"paper recipe: {getattr(self.paper, name)!r})" for name in _changed(self.paper, self.recipe)]
         if self.recipe.warmup_epochs >= self.recipe.epochs > 0:
             out.append(f"the {self.recipe.warmup_epochs:g}-epoch warm-up is not shorter than the run "
                        f"({self.recipe.epochs} epochs): the learning rate never reaches its peak")

@@ -117,7 +117,7 @@ def run_record(resolved: Resolved, method: Method, given: dict[str, Any], resume
     record = resolved.record()
     record["options"] = dict(method.opts)
     paper = {**method.defaults, **resolve(method.name).options}
-    record["deviations"] += [f"option {k}={v!r} instead of the paper's {paper[k]!r} (set by the user)"
+    record["deviations"] += [f"option {k}={v!r} (set by the user; paper recipe: {paper.get(k)!r})"
                              for k, v in given.items() if v != paper.get(k)]
     if resumed:
         record["resume_rule"] = EXTEND_RULE
