@@ -246,3 +246,26 @@ def test_cli_lists_presets_and_refuses_an_unknown_one(capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert code != 0 and len(err.splitlines()) == 1 and "it covers ['moco-v2', 'byol', 'swav']" in err
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_medical_augmentation_choices_by_counting(monkeypatch):
+    from ssl_zoo.pretraining import medical_augment as ma
+
+    sets, inverted = [], 0
+    real_curve = ma.bezier_curve
+    monkeypatch.setattr(ma, "bezier_curve", lambda points: sets.append(points) or real_curve(points))
+    ramp = torch.linspace(0, 1, 11)
+    torch.manual_seed(0)
+    for _ in range(600):
+        out = ma.magical_bezier(ramp)
+        inverted += bool(out[0] > out[-1])  # every control set maps 0 -> 0 and 1 -> 1 unless inverted
+    counts = [sum(s == c for s in sets) for c in ma.BEZIER_CONTROL_SETS]
+    assert all(150 <= c <= 250 for c in counts), counts  # uniform over the three fixed sets: 200 ± 3.5 sd
+    assert 250 <= inverted <= 350  # p 0.5: 300 ± 4 sd
+    branches = {"_cutout": 0, "_outpaint": 0, "_local_shuffle": 0}
+    for name in branches:
+        monkeypatch.setattr(ma, name, lambda image, name=name: branches.__setitem__(name, branches[name] + 1) or image)
+    for _ in range(2000):
+        ma.dira_distortion(torch.zeros(1, 8, 8))
+    assert abs(branches["_cutout"] - 600) < 90 and abs(branches["_outpaint"] - 100) < 45
+    assert abs(branches["_local_shuffle"] - 600) < 90  # the reference's 30 % / 5 % / 30 % (35 % unchanged)

@@ -83,7 +83,9 @@ def recipe_section(recipe: dict[str, Any]) -> str:
     """The card's "Recipe" section: preset, every effective setting, the sources and each deviation."""
     if not recipe:
         return ""
-    settings = ", ".join(f"{k} `{v}`" for k, v in {**recipe["settings"], "peak_lr": recipe["peak_lr"]}.items())
+    shown = {**recipe["settings"], "peak_lr": recipe["peak_lr"]}
+    shown["views"] = shown.get("views") or "the method's own"
+    settings = ", ".join(f"{k} `{v}`" for k, v in shown.items())
     options = ", ".join(f"{k} `{v}`" for k, v in recipe["options"].items()) or "none"
     lines = [f"## Recipe (preset `{recipe['preset']}`)", "", f"- **Settings:** {settings}",
              f"- **Method options:** {options}", "- **Sources:**", *(f"  - {s}" for s in recipe["sources"]),
