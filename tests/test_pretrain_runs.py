@@ -81,6 +81,9 @@ def test_card_lists_the_recipe_and_dira_stage_two_starts_from_stage_one(images, 
     initialise(method, tmp_path / "dir")  # the whole dir state, strictly: U-Net, heads, key encoder, queue
     trained = torch.load(tmp_path / "dir" / checkpoint.CHECKPOINT, weights_only=True)["method"]
     assert all(torch.equal(v, trained[k]) for k, v in method.state_dict().items())
+    wider = build_method("dira", MethodSettings(arch="resnet18", image_size=SIZE, options={"queue": 32}))
+    with pytest.raises(ModelFolderError, match="other method options"):
+        initialise(wider, tmp_path / "dir")
     other = build_method("moco-v2", MethodSettings(arch="resnet18", image_size=SIZE, options={"queue": 16}))
     with pytest.raises(ModelFolderError, match="is a dira resnet18 run"):
         initialise(other, tmp_path / "dir")

@@ -185,4 +185,8 @@ def load_run_state(method: Method, run_dir: Path) -> None:
     if (made.get("method"), made.get("arch")) != (method.name, method.settings.arch):
         raise ModelFolderError(f"{run_dir} is a {made.get('method')} {made.get('arch')} run, this one trains "
                                f"{method.name} {method.settings.arch}: pass --init {run_dir}/model for its backbone")
-    method.load_state_dict(state["method"], strict=True)
+    try:
+        method.load_state_dict(state["method"], strict=True)
+    except RuntimeError:  # shapes differ: the runs were built with other options
+        raise ModelFolderError(f"{run_dir} was built with other method options ({made.get('options')}): "
+                               f"pass the same -o options, or --init {run_dir}/model for its backbone") from None
