@@ -163,3 +163,11 @@ class UnknownPresetError(SslZooError, KeyError):
 
 class PresetError(SslZooError, ValueError):
     """A preset table or a setting override that does not fit the protocol's settings (unknown field, wrong type)."""
+
+
+class RunExistsError(SslZooError, FileExistsError):
+    """A pre-training run folder that already holds a run; ``--resume`` continues it, ``--overwrite`` replaces it."""
+
+
+class PictureWarning(UserWarning):
+    """A figure (an extra beside a result) could not be drawn; the result itself was written."""
