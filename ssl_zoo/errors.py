@@ -80,3 +80,19 @@ class BundleError(SslZooError, ValueError):
 
 class SettingError(SslZooError, ValueError):
     """An environment variable set to a value ssl_zoo does not know."""
+
+
+class MissingExtraError(SslZooError, ImportError):
+    """An optional dependency (an extra of the ssl_zoo package) is not installed."""
+
+
+class FrameworkError(SslZooError, ValueError):
+    """A ``framework=`` / ``spatial_dims=`` that ssl_zoo does not build for this model."""
+
+
+class SslZooWarning(UserWarning):
+    """Base class of the warnings ssl_zoo gives (filter them with ``warnings.simplefilter``)."""
+
+
+class InputWarning(SslZooWarning):
+    """A model's first batch does not look like what its preprocessing produces."""

@@ -11,8 +11,11 @@ from .architectures import ARCHS, build_backbone, get_arch, to_features_only
 from .architectures.tasks import backbone_part, check_task, segmentation_model, unet3d_model
 from .architectures.tf_same import apply_same_padding
 from .errors import ModelFolderError
+from .frameworks import check_framework
+from .guard import attach_guard, guard_enabled
 from .modelfolder.files import read_config, read_weights
 from .sharing.hub import HUB_PREFIX, entry_folder, hub_folder
+from .preprocessing import preprocessing_of
 from .pulling import pull
 
 LOCAL_PREFIX = "local-dir:"
@@ -74,6 +77,9 @@ def load(
     exact: bool = True,
     task: str = "classification",
     classes: int = 1,
+    framework: str = "timm",
+    spatial_dims: int = 2,
+    guard: bool = True,
 ) -> nn.Module:
     """A pre-trained model in eval mode, pulled and converted on first use.
 
@@ -92,12 +98,18 @@ def load(
             ``smp.Unet``: a U-Net entry's encoder, decoder and head, or a backbone entry as encoder of a fresh
             decoder; Models Genesis gives its whole UNet3D). See ``ssl_zoo.architectures.tasks``.
         classes: Output channels for ``task="segmentation"``; a stored head with another count is replaced.
+        framework: "timm" (timm/smp networks) or "monai" (``monai.networks.nets``: ResNet, DenseNet121,
+            FlexibleUNet; see ``ssl_zoo.frameworks.monai``). Needs ``pip install "ssl_zoo[monai]"``.
+        spatial_dims: 3 (with ``framework="monai"``) inflates the 2-D weights into the 3-D network, as I3D does
+            (``ssl_zoo.architectures.inflate``).
+        guard: Check the first batch against the entry's preprocessing and warn once if it looks raw
+            (``ssl_zoo.guard``); ``SSL_ZOO_INPUT_GUARD=0`` turns it off everywhere.
 
     Returns:
-        A timm ``nn.Module`` (or timm ``FeatureListNet`` with ``features_only``) in eval mode.
+        A timm ``nn.Module`` (or timm ``FeatureListNet`` with ``features_only``) in eval mode, or a MONAI network.
 
     Raises:
-        UnknownModelError, DownloadError, ConversionError, ModelFolderError.
+        UnknownModelError, DownloadError, ConversionError, ModelFolderError, FrameworkError, MissingExtraError.
 
     Example:
         >>> model = load("moco-v2")
@@ -106,9 +118,23 @@ def load(
     """
     folder = resolve_folder(name_or_path, progress=progress)
     config = read_config(folder)
+    check_task(task)
+    check_framework(framework, spatial_dims, config)
+    if framework == "monai":
+        from .frameworks.monai import MonaiOptions, load_monai
+
+        model = load_monai(folder, config, MonaiOptions(num_classes, in_chans, task, classes, spatial_dims, exact,
+                                                        features_only))
+    else:
+        model = timm_model(folder, config, num_classes, in_chans, features_only, exact, task, classes)
+    return attach_guard(model, preprocessing_of(folder), str(name_or_path)) if guard_enabled(guard) else model
+
+
+def timm_model(folder: Path, config: dict, num_classes: int, in_chans: int, features_only: bool, exact: bool,
+               task: str, classes: int) -> nn.Module:
+    """``load``'s timm/smp network of a model folder (arguments as ``load``'s)."""
     arch = folder_arch(config, folder)
     weights = read_weights(folder)
-    check_task(task)
     if get_arch(arch).kind == "unet3d":  # one input channel: in_chans does not apply
         return unet3d_model(weights, task=task, classes=classes, num_classes=num_classes)
     if in_chans != 3:

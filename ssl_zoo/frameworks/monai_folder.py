@@ -1,0 +1,91 @@
+"""Save a MONAI network that ``ssl_zoo.load(..., framework="monai")`` built as a model folder, card included.
+
+The folder is a model folder (``model.safetensors`` under MONAI's key names, ``config.json``, ``README.md``) written
+by the one folder writer; ``config.json["ssl_zoo"]["monai"]`` records the network and its constructor arguments, so
+``ssl_zoo.load(folder, framework="monai")`` rebuilds it, and the card says whether the weights were inflated to 3-D.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import __version__
+from ..errors import ModelFolderError
+from ..modelfolder.files import write_folder
+
+
+def save_monai(model: nn.Module, dest: str | Path) -> Path:
+    """Write ``model`` (its current weights: fine-tuned or not) as a model folder at ``dest``.
+
+    Args:
+        model: A network from ``ssl_zoo.load(..., framework="monai")``.
+        dest: The folder to write; replaced as a whole if it exists.
+
+    Returns:
+        ``dest`` as a ``Path``.
+
+    Raises:
+        ModelFolderError: When ``model`` was not built by ``ssl_zoo.load(..., framework="monai")``.
+
+    Example:
+        >>> model = ssl_zoo.load("moco-v2", framework="monai", spatial_dims=3)  # doctest: +SKIP
+        >>> save_monai(model, "moco-v2-3d")                                      # doctest: +SKIP
+    """
+    record = getattr(model, "ssl_zoo_record", None)
+    if not isinstance(record, dict):
+        raise ModelFolderError("this model was not built by ssl_zoo.load(..., framework='monai'): save it with "
+                               "torch.save(model.state_dict(), ...) instead")
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    network = {k: v for k, v in record.items() if k not in ("inflated", "source", "preprocessing_record")}
+
+    def texts(weights_sha256: str) -> tuple[dict[str, Any], str]:
+        zoo = {"framework": "monai", "monai": network, "version": __version__, "weights_sha256": weights_sha256,
+               **{k: record.get(k) for k in ("inflated", "source", "preprocessing_record")}}
+        config = {"architecture": f"monai-{network['network']}", "ssl_zoo": zoo}
+        return config, monai_card(config)
+
+    return write_folder(Path(dest), tensors, {"format": "pt"}, texts)
+
+
+def monai_card(config: dict[str, Any]) -> str:
+    """The README.md of a saved MONAI folder: what network, from which weights, inflated or not, how to load it."""
+    zoo = config["ssl_zoo"]
+    network, source = zoo["monai"], zoo.get("source") or {}
+    dims = network["kwargs"]["spatial_dims"]
+    inflated = (f"**Inflated from 2-D weights to 3-D.** Rule: {zoo['inflated']}." if zoo.get("inflated")
+                else "Not inflated: the 2-D weights as converted.")
+    licence = source.get("license", "unknown")
+    terms = " **Non-commercial use only.**" if source.get("non_commercial") else ""
+    kwargs = json.dumps(network["kwargs"])
+    extra = "\nmodel.class_layers.out = torch.nn.Identity()   # pooled features" if network.get("pooled_features") else ""
+    return f"""# {source.get('name', 'model')}: MONAI {network['network']} ({dims}-D)
+
+MONAI `monai.networks.nets.{network['network']}` built by ssl_zoo {zoo['version']} from the model folder of
+`{source.get('name', '?')}` ({source.get('method', '?')}; weights sha256 `{source.get('weights_sha256', '?')}`,
+upstream {source.get('source_url', '?')}).
+
+## Weights
+{inflated}
+- model.safetensors sha256: `{zoo['weights_sha256']}` (MONAI key names)
+
+## Licence
+{licence}, as the source weights.{terms}
+
+## How to load
+```python
+import ssl_zoo
+model = ssl_zoo.load("/path/to/this/folder", framework="monai")
+```
+With MONAI and safetensors alone (``import ssl_zoo.frameworks.monai_encoder`` first for a `resnet18-torchvision`
+backbone):
+```python
+import monai, safetensors.torch, torch
+model = monai.networks.nets.{network['network']}(**{kwargs}){extra}
+model.load_state_dict(safetensors.torch.load_file("model.safetensors"))
+```
+"""
