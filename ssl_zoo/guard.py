@@ -15,11 +15,13 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from .errors import InputWarning, SettingError
+from .preprocessing import preprocessing_of
 from .registry import Preprocessing
 
 GUARD_ENV = "SSL_ZOO_INPUT_GUARD"
@@ -109,12 +111,20 @@ class InputGuard:
                           f"guard=False or {GUARD_ENV}=0 turns this off)", InputWarning, stacklevel=4)
 
 
-def attach_guard(model: nn.Module, pre: Preprocessing, ref: str) -> nn.Module:
+def attach_guard(model: nn.Module, folder: Path, ref: str | Path) -> nn.Module:
     """Give ``model`` the one-batch input check (module doc); its channels are its first convolution's.
+
+    Args:
+        model: What ``load`` built from ``folder``.
+        folder: The model folder, whose preprocessing record the check uses.
+        ref: What the user passed to ``load``; the warning names it if ``transforms`` takes it (a registry name),
+            the folder otherwise.
 
     Returns:
         ``model`` itself; its ``state_dict`` and outputs are unchanged.
     """
+    pre = preprocessing_of(folder)
+    ref = str(ref) if isinstance(ref, str) and ":" not in ref and "/" not in ref else str(folder)
     first = next((m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))), None)
     channels = first.in_channels if first is not None else pre.input_size[0]
     guard = InputGuard(expected_input(pre, channels), pre.describe(), ref)

@@ -15,7 +15,6 @@ from .frameworks import check_framework
 from .guard import attach_guard, guard_enabled
 from .modelfolder.files import read_config, read_weights
 from .sharing.hub import HUB_PREFIX, entry_folder, hub_folder
-from .preprocessing import preprocessing_of
 from .pulling import pull
 
 LOCAL_PREFIX = "local-dir:"
@@ -127,7 +126,7 @@ def load(
                                                         features_only))
     else:
         model = timm_model(folder, config, num_classes, in_chans, features_only, exact, task, classes)
-    return attach_guard(model, preprocessing_of(folder), str(name_or_path)) if guard_enabled(guard) else model
+    return attach_guard(model, folder, name_or_path) if guard_enabled(guard) else model
 
 
 def timm_model(folder: Path, config: dict, num_classes: int, in_chans: int, features_only: bool, exact: bool,

@@ -82,6 +82,18 @@ def test_monai_network_gives_timm_features(arch: str, folders) -> None:
     torch.testing.assert_close(features, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_hub_and_local_dir_references_load_in_monai(folders, monkeypatch: pytest.MonkeyPatch) -> None:
+    from .fakehub import FakeHub
+
+    expected = ssl_zoo.load(folders["resnet18"], framework="monai", guard=False).state_dict()
+    with FakeHub() as server:
+        server.add_folder("lab/r18", folders["resnet18"])
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        for ref in ("hf-hub:lab/r18", f"local-dir:{folders['resnet18']}"):
+            state = ssl_zoo.load(ref, framework="monai", guard=False).state_dict()
+            assert state.keys() == expected.keys() and all(torch.equal(state[k], v) for k, v in expected.items())
+
+
 def test_new_head_is_fresh_and_the_trunk_still_loaded_strictly(folders) -> None:
     model = ssl_zoo.load(folders["densenet121"], framework="monai", num_classes=5, guard=False)
     assert model(batch(1, 3, 64, 64)).shape == (1, 5)
