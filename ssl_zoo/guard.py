@@ -4,7 +4,8 @@ What the transform of the entry produces is known from its record: values within
 (scale - mean) / std]`` with a mean near 0 and a spread near 1 when it normalises, within ``[0, scale]`` when it
 does not, and as many channels as the network's first convolution takes. A first batch far outside that (its 1st
 or 99th percentile beyond the range by more than the range's width: raw 0-255 pixels, Hounsfield units; or [0,1]
-images that skipped the mean/std step; or a mean/spread far from 0/1; or one channel for three) gets one
+images that skipped the mean/std step; or a mean outside that range, or nearly constant values; or one channel for
+three) gets one
 ``InputWarning`` naming what it looks like and the transform to use. The check is a forward pre-hook that removes
 itself on the first call, so later batches cost nothing; it reads the input and never changes it, and hooks are not
 part of ``state_dict``. Turned off by ``load(..., guard=False)`` or ``SSL_ZOO_INPUT_GUARD=0``.
@@ -27,7 +28,7 @@ from .registry import Preprocessing
 GUARD_ENV = "SSL_ZOO_INPUT_GUARD"
 _ON, _OFF = {"", "1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 SAMPLE = 1 << 20  # values looked at: quantiles of a strided sample are as telling as of the whole batch
-MAX_ABS_MEAN, MAX_STD = 2.5, 3.0  # a normalised batch has a mean near 0 and a spread near 1
+FLAT = 0.01  # of the expected range: a std below this is no image (a constant batch is a smoke test: silent)
 
 
 @dataclass(frozen=True)
@@ -72,13 +73,24 @@ def input_problems(x: torch.Tensor, expected: Expected) -> list[str]:
     span = expected.high - expected.low  # a range this far outside is no augmentation or odd image
     if low < expected.low - span or high > expected.high + span:
         problems.append(_out_of_range(float(values.min()), float(values.max())))
-    elif expected.normalized and low >= 0.0 and high <= 1.0 and expected.low < -0.5:
+    elif expected.normalized and 0.0 <= low < high <= 1.0 and expected.low < -0.5:
         problems.append(f"intensities in [{low:.3g}, {high:.3g}] that skipped the mean/std normalisation")
-    if expected.normalized and not problems:
-        mean, std = float(values.mean()), float(values.std()) if values.numel() > 1 else 0.0
-        if abs(mean) > MAX_ABS_MEAN or std > MAX_STD:
-            problems.append(f"mean {mean:.3g} and std {std:.3g}, far from the ~0 and ~1 the normalisation produces")
+    if not problems:
+        problems.extend(_spread_problems(x.detach().float(), expected))
     return problems
+
+
+def _spread_problems(x: torch.Tensor, expected: Expected) -> list[str]:
+    """A mean no preprocessed image can have, or nearly constant (but not constant) channels: scaled twice."""
+    mean = float(x.mean())
+    if not expected.low <= mean <= expected.high:
+        return [f"a mean of {mean:.3g}, which no preprocessed image has (each lies in "
+                f"[{expected.low:.3g}, {expected.high:.3g}])"]
+    by_channel = x.transpose(0, 1).reshape(x.shape[1], -1) if x.dim() >= 3 else x.reshape(1, -1)
+    spread = float(by_channel.std(dim=1).max()) if by_channel.shape[1] > 1 else 0.0
+    if 0.0 < spread < FLAT * (expected.high - expected.low):
+        return [f"nearly constant values (std {spread:.2g}), as if scaled to [0,1] twice"]
+    return []
 
 
 def _out_of_range(low: float, high: float) -> str:

@@ -122,8 +122,9 @@ def load(
     if framework == "monai":
         from .frameworks.monai import MonaiOptions, load_monai
 
-        model = load_monai(folder, config, MonaiOptions(num_classes, in_chans, task, classes, spatial_dims, exact,
-                                                        features_only))
+        options = MonaiOptions(num_classes=num_classes, in_chans=in_chans, task=task, classes=classes,
+                               spatial_dims=spatial_dims, exact=exact, features_only=features_only)
+        model = load_monai(folder, config, options)
     else:
         model = timm_model(folder, config, num_classes, in_chans, features_only, exact, task, classes)
     return attach_guard(model, folder, name_or_path) if guard_enabled(guard) else model

@@ -80,12 +80,25 @@ def test_each_kind_of_wrong_input_is_named(x: torch.Tensor, says: str) -> None:
     assert len(problems) == 1 and says in problems[0]
 
 
-def test_far_mean_and_spread_are_named() -> None:
-    expected = expected_input(get_entry("supervised-r18").preprocessing, 3)
-    shifted = torch.randn(1, 3, 32, 32) * 0.2 + 2.55  # inside the range, but nothing normalised looks like this
-    spread = torch.randint(0, 2, (1, 3, 32, 32)).float() * 10 - 5  # +-5: inside the margin, a spread of 5
-    for x in (shifted, spread):
-        assert "far from the ~0 and ~1" in input_problems(x, expected)[0]
+def test_impossible_mean_and_nearly_constant_values_are_named() -> None:
+    pre = get_entry("supervised-r18").preprocessing
+    expected = expected_input(pre, 3)
+    shifted = torch.randn(1, 3, 32, 32) * 0.2 + 3.0  # within the margin, but above (1 - 0.406) / 0.225 = 2.64
+    assert "which no preprocessed image has" in input_problems(shifted, expected)[0]
+    mean, std = torch.tensor(pre.mean).view(1, 3, 1, 1), torch.tensor(pre.std).view(1, 3, 1, 1)
+    twice = (torch.rand(1, 3, 32, 32) / 255 - mean) / std  # a [0,1] image divided by 255 again
+    assert "nearly constant values" in input_problems(twice, expected)[0]
+    assert input_problems(torch.zeros(1, 3, 32, 32), expected) == []  # a constant smoke-test batch stays silent
+
+
+def test_a_radiograph_normalised_with_a_small_std_is_silent() -> None:
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    pixels = pydicom.dcmread(get_testdata_file("RG1_UNCR.dcm")).pixel_array[::4, ::4]
+    x = ssl_zoo.transforms("moco-cxr-d121")(pixels.max() - pixels)[None]  # CheXpert std 0.0856: values span +-6
+    assert x.std() > 1.5
+    assert input_problems(x, expected_input(get_entry("moco-cxr-d121").preprocessing, 3)) == []
 
 
 def test_wrong_channel_count_is_said_before_torch_refuses_it(folder: Path) -> None:

@@ -94,6 +94,23 @@ def test_hub_and_local_dir_references_load_in_monai(folders, monkeypatch: pytest
             assert state.keys() == expected.keys() and all(torch.equal(state[k], v) for k, v in expected.items())
 
 
+def test_tf_same_padding_of_foreign_checkpoints_is_kept_in_monai(folders, tmp_path: Path) -> None:
+    import shutil
+
+    from ssl_zoo.architectures.tf_same import same_padding_layers
+
+    folder = Path(shutil.copytree(folders["resnet50"], tmp_path / "byol-like"))
+    config = json.loads((folder / "config.json").read_text())
+    config["ssl_zoo"]["parity"] = {"same_padding_layers": list(same_padding_layers("byol"))}  # as BYOL's folder
+    (folder / "config.json").write_text(json.dumps(config))
+    model = ssl_zoo.load(folder, framework="monai", guard=False)
+    assert type(model.maxpool).__name__ == "TfSameMaxPool2d" and type(model.conv1).__name__ == "TfSameConv2d"
+    x = batch(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), ssl_zoo.load(folder, guard=False)(x), rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(model(x), ssl_zoo.load(folder, exact=False, guard=False)(x), rtol=1e-5, atol=1e-5)
+
+
 def test_new_head_is_fresh_and_the_trunk_still_loaded_strictly(folders) -> None:
     model = ssl_zoo.load(folders["densenet121"], framework="monai", num_classes=5, guard=False)
     assert model(batch(1, 3, 64, 64)).shape == (1, 5)
@@ -253,6 +270,8 @@ def test_saved_inflated_model_says_so_and_loads_back(folders, tmp_path: Path) ->
         torch.testing.assert_close(again(x), model(x), rtol=0, atol=0)
     with pytest.raises(FrameworkError, match="framework='monai'"):
         ssl_zoo.load(dest)
+    with pytest.raises(FrameworkError, match="loads as saved"):
+        ssl_zoo.load(dest, framework="monai", num_classes=3)
     flat = save_monai(ssl_zoo.load(folders["resnet18"], framework="monai", guard=False), tmp_path / "r18-2d")
     assert "Not inflated" in (flat / "README.md").read_text()
 

@@ -21,7 +21,7 @@ counterpart); both load with the default ``framework="timm"``.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +142,7 @@ def load_monai(folder: Path, config: dict[str, Any], options: MonaiOptions) -> n
         raise FrameworkError("features_only builds timm's feature wrapper: use framework='timm', or MONAI's "
                              "FlexibleUNet with task='segmentation'")
     if config.get("ssl_zoo", {}).get("framework") == "monai":
-        return saved_model(folder, config)
+        return saved_model(folder, config, options)
     arch = folder_arch(config, folder)
     weights = read_weights(folder)
     if options.in_chans != 3 and get_arch(arch).kind != "unet3d":
@@ -188,9 +188,17 @@ def source_facts(zoo: dict[str, Any]) -> dict[str, Any]:
     return {k: zoo[k] for k in keys if k in zoo}
 
 
-def saved_model(folder: Path, config: dict[str, Any]) -> nn.Module:
-    """A MONAI network saved by ``save_monai``: rebuilt from its record and loaded strictly, in eval mode."""
+def saved_model(folder: Path, config: dict[str, Any], options: MonaiOptions) -> nn.Module:
+    """A MONAI network saved by ``save_monai``: rebuilt from its record and loaded strictly, in eval mode.
+
+    Raises:
+        FrameworkError: When ``options`` ask for another network than the saved one.
+    """
     record = config["ssl_zoo"]["monai"]
+    saved = MonaiOptions(spatial_dims=record["kwargs"]["spatial_dims"], exact=options.exact)
+    if replace(options, spatial_dims=saved.spatial_dims if options.spatial_dims == 2 else options.spatial_dims) != saved:
+        raise FrameworkError(f"{folder} holds a saved {record['network']}: it loads as saved; leave num_classes, "
+                             "in_chans, task, classes and spatial_dims unset")
     model = load_strictly(build_network(record), read_weights(folder), "")
     model.ssl_zoo_record = {**record, **{k: config["ssl_zoo"].get(k) for k in ("inflated", "source",
                                                                                 "preprocessing_record")}}
