@@ -13,6 +13,8 @@ Which MONAI network (``monai.networks.nets``):
   a U-Net entry's smp decoder cannot be carried over: the encoder is loaded, decoder and head start fresh (a
   warning says so). ResNet-18 uses ``monai_encoder.py``'s backbone: MONAI's "resnet18" has other shortcuts.
 - ``spatial_dims=3``: the same networks in 3-D, filled with the inflated weights (``architectures/inflate.py``).
+  ``exact`` (TF "SAME" padding of SimCLR/BYOL, applied by layer name as on timm's ResNet) is for 2-D networks only:
+  a 3-D network has no source-framework output to match.
 
 Not built: DenseNet-121 U-Nets (FlexibleUNet has no DenseNet encoder) and Models Genesis' UNet3D (no MONAI
 counterpart); both load with the default ``framework="timm"``.
@@ -173,7 +175,7 @@ def monai_model(folder: Path, config: dict[str, Any], arch: str, weights: dict[s
         prefix = "encoder." if record["network"] == "FlexibleUNet" else ""
         record["same_padding_layers"] = [prefix + n for n in zoo.get("parity", {}).get("same_padding_layers", ())]
     model = load_strictly(build_network(record), monai_weights(arch, weights, record), record["network"])
-    if get_arch(arch).kind == "smp-unet" and options.task == "segmentation":
+    if options.task == "segmentation" and any(k.startswith("decoder.") for k in weights):
         warnings.warn(f"{folder.name}: MONAI's FlexibleUNet decoder differs from the U-Net's (smp) decoder: only the "
                       "encoder is pre-trained; load with framework='timm' to keep the decoder", SslZooWarning,
                       stacklevel=3)
@@ -195,8 +197,8 @@ def saved_model(folder: Path, config: dict[str, Any], options: MonaiOptions) -> 
         FrameworkError: When ``options`` ask for another network than the saved one.
     """
     record = config["ssl_zoo"]["monai"]
-    saved = MonaiOptions(spatial_dims=record["kwargs"]["spatial_dims"], exact=options.exact)
-    if replace(options, spatial_dims=saved.spatial_dims if options.spatial_dims == 2 else options.spatial_dims) != saved:
+    dims = record["kwargs"]["spatial_dims"]
+    if replace(options, exact=True, spatial_dims=2) != MonaiOptions() or options.spatial_dims not in (2, dims):
         raise FrameworkError(f"{folder} holds a saved {record['network']}: it loads as saved; leave num_classes, "
                              "in_chans, task, classes and spatial_dims unset")
     model = load_strictly(build_network(record), read_weights(folder), "")
