@@ -46,8 +46,9 @@ def transforms(name_or_path: str | Path, *, train: bool = False, in_chans: int |
         train: Random-resized-crop and horizontal flip instead of resize and center crop.
         in_chans: Channels of the output; default the entry's ``input_size[0]``. ``1`` keeps X-rays one-channel
             for a model loaded with ``in_chans=1``.
-        framework: "timm" (this module's callable, for the networks ``load`` gives by default) or "monai": the same steps as a ``monai.transforms.Compose``
-            of array transforms on channel-first arrays, equal in output (``ssl_zoo.frameworks.monai_transforms``).
+        framework: "timm" (this module's callable, for the networks ``load`` gives by default) or "monai": the
+            same steps as a ``monai.transforms.Compose`` of array transforms on channel-first arrays, equal in
+            output (``ssl_zoo.frameworks.monai_transforms``).
         keys: With ``framework="monai"``, dictionary transforms applied to these keys of a sample dict.
 
     Returns:
@@ -139,6 +140,7 @@ class _Pipeline:
         if self.pre.normalized:
             x = normalize(x, self.pre.mean, self.pre.std)
         return x
+
 
 def resize_and_crop(x: "torch.Tensor", pre: Preprocessing, train: bool) -> "torch.Tensor":
     """Step 3 of the module doc: resize the shorter side and center-crop (or random-resized-crop and flip)."""
