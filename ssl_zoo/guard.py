@@ -129,16 +129,14 @@ def attach_guard(model: nn.Module, folder: Path, ref: str | Path) -> nn.Module:
     Args:
         model: What ``load`` built from ``folder``.
         folder: The model folder, whose preprocessing record the check uses.
-        ref: What the user passed to ``load``; the warning names it if ``transforms`` takes it (a registry name),
-            the folder otherwise.
+        ref: What the user passed to ``load`` (``transforms`` takes the same references).
 
     Returns:
         ``model`` itself; its ``state_dict`` and outputs are unchanged.
     """
     pre = preprocessing_of(folder)
-    ref = str(ref) if isinstance(ref, str) and ":" not in ref and "/" not in ref else str(folder)
     first = next((m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))), None)
     channels = first.in_channels if first is not None else pre.input_size[0]
-    guard = InputGuard(expected_input(pre, channels), pre.describe(), ref)
+    guard = InputGuard(expected_input(pre, channels), pre.describe(), str(ref))
     guard.handle = model.register_forward_pre_hook(guard)
     return model

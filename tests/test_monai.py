@@ -19,8 +19,9 @@ import ssl_zoo
 from ssl_zoo.architectures.inflate import inflate_kernel, inflate_state_dict
 from ssl_zoo.converters.convert import convert_checkpoint
 from ssl_zoo.converters.rules import apply_rules
-from ssl_zoo.errors import FrameworkError, MissingExtraError, SslZooWarning
-from ssl_zoo.frameworks.monai import KEY_RULES
+from ssl_zoo.errors import FrameworkError, MissingExtraError, OptionError, SslZooWarning
+from ssl_zoo.architectures import ArchKind
+from ssl_zoo.frameworks.monai import KEY_RULES, MonaiOptions, check_monai_options
 from ssl_zoo.frameworks.monai_folder import save_monai
 from ssl_zoo.registry import get_entry
 
@@ -173,10 +174,16 @@ def test_networks_monai_lacks_and_options_that_do_not_apply_are_refused(folders)
         ssl_zoo.load(folders["densenet121"], framework="monai", task="segmentation")
     with pytest.raises(FrameworkError, match="framework='monai'"):
         ssl_zoo.load(folders["resnet18"], spatial_dims=3)
-    with pytest.raises(FrameworkError, match="features_only"):
+    with pytest.raises(OptionError, match="features_only"):
         ssl_zoo.load(folders["resnet18"], framework="monai", features_only=True)
     with pytest.raises(FrameworkError, match="unknown framework"):
         ssl_zoo.load(folders["resnet18"], framework="keras")
+    with pytest.raises(OptionError, match="exact"):
+        ssl_zoo.load(folders["resnet18"], framework="monai", spatial_dims=3, exact=True)
+    with pytest.raises(OptionError, match="classes"):  # the timm path's option checks apply as well
+        ssl_zoo.load(folders["resnet18"], framework="monai", classes=2)
+    with pytest.raises(FrameworkError, match="UNet3D has no MONAI counterpart"):
+        check_monai_options(ArchKind.UNET3D, MonaiOptions())
 
 
 def test_missing_monai_names_the_extra(folders, monkeypatch: pytest.MonkeyPatch) -> None:

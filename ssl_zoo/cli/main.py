@@ -12,7 +12,8 @@ import sys
 import traceback
 
 from .. import __version__
-from ..errors import SslZooError
+from ..errors import SslZooError, one_line
+from ..extras import missing_extra
 from ..store import cache
 from . import catalog, evaluation, hub, pretraining
 from .common import EXIT_CODES
@@ -26,6 +27,7 @@ KNOWN_ERRORS: tuple[tuple[type[BaseException], int, str | None], ...] = (
     (FileNotFoundError, 1, None),
     (PermissionError, 1, None),
 )
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``ssl-zoo`` argument parser."""
@@ -45,15 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _known_error(exc: BaseException) -> tuple[int, str] | None:
+    if isinstance(exc, ModuleNotFoundError) and not isinstance(exc, SslZooError):
+        exc = missing_extra(exc) or exc  # an optional dependency imported without extra_imports()
     for kind, code, message in KNOWN_ERRORS:
         if isinstance(exc, kind):
-            return code, message or _one_line(exc)
+            return code, message or one_line(exc)
     return None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import DatasetError
-from .backbone import bar, load_backbone
+from ..progress import bar
+from .backbone import load_backbone
 from .data import Samples
 from .features import extract_features
 from .metrics import classification_metrics, primary_metric
@@ -24,16 +25,18 @@ from .preprocess import build_transform
 from .report import report_trials
 from .splits import label_fraction as subsample
 from .splits import make_splits
+from ..extras import extra_imports
 
 C_GRID = np.logspace(-6, 5, 45)
 
 
 def fit_classifier(x: np.ndarray, y: np.ndarray, task: str, C: float) -> Any:
     """A fitted scikit-learn pipeline (standardise + logistic regression) for ``task``."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.multiclass import OneVsRestClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    with extra_imports():
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.multiclass import OneVsRestClassifier
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
 
     classifier = LogisticRegression(C=C, max_iter=1000)
     if task == "multilabel":
@@ -58,9 +61,10 @@ def select_C(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.nda
     Ties (common on small validation sets, where AUC saturates) go to the better accuracy, then to the smaller C:
     AUC alone would pick the smallest C, whose near-zero weights rank well but predict the majority class.
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.multiclass import OneVsRestClassifier
-    from sklearn.preprocessing import StandardScaler
+    with extra_imports():
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.multiclass import OneVsRestClassifier
+        from sklearn.preprocessing import StandardScaler
 
     scaler = StandardScaler().fit(train[0])
     x_train, x_val = scaler.transform(train[0]), scaler.transform(val[0])
@@ -123,7 +127,7 @@ def linear_probe(model: str | Path, data: Samples | dict[str, Samples], *, out_d
     from ..runtime import Speed
 
     backbone = load_backbone(model, in_chans=in_chans, progress=progress)
-    transform = build_transform(str(model), backbone.model.pretrained_cfg, image_size=image_size,
+    transform = build_transform(backbone.folder, backbone.model.pretrained_cfg, image_size=image_size,
                                 in_chans=in_chans)
     parts, index = make_splits(data, seed=seed)
     speed = Speed.fast(device)

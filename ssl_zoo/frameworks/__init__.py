@@ -6,22 +6,20 @@ import importlib
 from types import ModuleType
 from typing import Any
 
-from ..errors import FrameworkError, MissingExtraError
+from ..errors import FrameworkError
+from ..extras import extra_imports
 
 FRAMEWORKS = ("timm", "monai")
-MONAI_INSTALL = 'pip install "ssl_zoo[monai]"'
 
 
 def require_monai() -> ModuleType:
     """The ``monai`` package.
 
     Raises:
-        MissingExtraError: When MONAI is not installed; the message gives the install command.
+        MissingExtraError: When MONAI is not installed; the message gives ``pip install "ssl_zoo[monai]"``.
     """
-    try:
+    with extra_imports():
         return importlib.import_module("monai")
-    except ImportError:
-        raise MissingExtraError(f"MONAI is not installed: {MONAI_INSTALL} (or pip install monai)") from None
 
 
 def check_framework(framework: str, spatial_dims: int, config: dict[str, Any]) -> None:

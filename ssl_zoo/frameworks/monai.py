@@ -13,8 +13,10 @@ Which MONAI network (``monai.networks.nets``):
   a U-Net entry's smp decoder cannot be carried over: the encoder is loaded, decoder and head start fresh (a
   warning says so). ResNet-18 uses ``monai_encoder.py``'s backbone: MONAI's "resnet18" has other shortcuts.
 - ``spatial_dims=3``: the same networks in 3-D, filled with the inflated weights (``architectures/inflate.py``).
-  ``exact`` (TF "SAME" padding of SimCLR/BYOL, applied by layer name as on timm's ResNet) is for 2-D networks only:
-  a 3-D network has no source-framework output to match.
+
+Options are checked as for timm (``architectures.tasks.check_options``); ``exact`` (TF "SAME" padding of
+SimCLR/BYOL, applied by layer name as on timm's ResNet) is for 2-D backbones only: a 3-D network has no
+source-framework output to match.
 
 Not built: DenseNet-121 U-Nets (FlexibleUNet has no DenseNet encoder) and Models Genesis' UNet3D (no MONAI
 counterpart); both load with the default ``framework="timm"``.
@@ -30,12 +32,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..architectures import get_arch
+from ..architectures import ArchKind, get_arch
 from ..architectures.inflate import INFLATION_RULE, STEM_DEPTH, STEM_STRIDE, inflate_state_dict
-from ..architectures.tasks import backbone_part
+from ..architectures.tasks import backbone_part, check_options
 from ..architectures.tf_same import apply_same_padding
 from ..converters.rules import RenameRegex, apply_rules
-from ..errors import ConversionError, FrameworkError, SslZooWarning
+from ..errors import ConversionError, FrameworkError, OptionError, SslZooWarning
 from ..loading import adapt_stem, folder_arch
 from ..modelfolder.files import read_weights
 from . import require_monai
@@ -50,6 +52,7 @@ KEY_RULES: dict[str, tuple[RenameRegex, ...]] = {
                                 "MONAI's dense layer keeps its layers in a Sequential named layers"),),
     "FlexibleUNet": (RenameRegex(r"^", "encoder.", "the ResNet is FlexibleUNet's encoder"),),
 }
+ABOUT = ("inflated", "source", "preprocessing_record")  # what a model's record says beside its network's arguments
 # Parts that are not in the file: freshly initialised, and named so the strict load still covers every key.
 FRESH_PREFIXES = {"ResNet": ("fc.",), "DenseNet121": ("class_layers.out.",),
                   "FlexibleUNet": ("decoder.", "segmentation_head.")}
@@ -62,9 +65,9 @@ class MonaiOptions:
     num_classes: int = 0
     in_chans: int = 3
     task: str = "classification"
-    classes: int = 1
+    classes: int | None = None
     spatial_dims: int = 2
-    exact: bool = True
+    exact: bool | None = None
     features_only: bool = False
 
 
@@ -72,18 +75,16 @@ def network_record(arch: str, options: MonaiOptions) -> dict[str, Any]:
     """Which MONAI network to build and its constructor arguments (JSON: a saved folder rebuilds it from this).
 
     Raises:
-        FrameworkError: For architectures MONAI has no network for.
+        FrameworkError: For a DenseNet U-Net: FlexibleUNet has no DenseNet encoder.
     """
     spec = get_arch(arch)
-    if spec.kind == "unet3d":
-        raise FrameworkError("Models Genesis' UNet3D has no MONAI counterpart: load it with framework='timm'")
     backbone = spec.encoder or spec.name
     dims, chans = options.spatial_dims, options.in_chans
     if options.task == "segmentation":
         if backbone not in FLEX_BACKBONES:
             raise FrameworkError(f"MONAI's FlexibleUNet has no {backbone} encoder: load it with framework='timm' "
                                  "(an smp.Unet), or as a classification backbone")
-        return {"network": "FlexibleUNet", "kwargs": {"in_channels": chans, "out_channels": options.classes,
+        return {"network": "FlexibleUNet", "kwargs": {"in_channels": chans, "out_channels": options.classes or 1,
                 "backbone": FLEX_BACKBONES[backbone], "spatial_dims": dims, "pretrained": False}}
     if backbone == "densenet121":
         return {"network": "DenseNet121", "pooled_features": not options.num_classes,
@@ -134,20 +135,37 @@ def load_strictly(model: nn.Module, tensors: dict[str, torch.Tensor], network: s
     return model
 
 
+def check_monai_options(kind: ArchKind, options: MonaiOptions) -> None:
+    """``load``'s option checks (``check_options``), plus what MONAI networks cannot take.
+
+    Raises:
+        FrameworkError: For Models Genesis' UNet3D, which has no MONAI counterpart.
+        OptionError: For ``features_only`` (timm's wrapper) or ``exact`` with a 3-D network.
+    """
+    if kind is ArchKind.UNET3D:
+        raise FrameworkError("Models Genesis' UNet3D has no MONAI counterpart: load it with framework='timm'")
+    check_options(kind, options.task, features_only=options.features_only, exact=options.exact,
+                  num_classes=options.num_classes, classes=options.classes)
+    if options.features_only:
+        raise OptionError("features_only builds timm's feature wrapper: use framework='timm', or MONAI's "
+                          "FlexibleUNet with task='segmentation'")
+    if options.exact is not None and options.spatial_dims == 3:
+        raise OptionError("exact (TF 'SAME' padding) applies to 2-D networks: a 3-D network has no source to "
+                          "match; drop exact=")
+
+
 def load_monai(folder: Path, config: dict[str, Any], options: MonaiOptions) -> nn.Module:
     """``ssl_zoo.load(..., framework="monai")`` on a model folder: a converted one, or one ``save_monai`` wrote.
 
     Raises:
-        FrameworkError, ConversionError, MissingExtraError.
+        FrameworkError, OptionError, ConversionError, MissingExtraError.
     """
-    if options.features_only:
-        raise FrameworkError("features_only builds timm's feature wrapper: use framework='timm', or MONAI's "
-                             "FlexibleUNet with task='segmentation'")
     if config.get("ssl_zoo", {}).get("framework") == "monai":
         return saved_model(folder, config, options)
     arch = folder_arch(config, folder)
+    check_monai_options(get_arch(arch).kind, options)
     weights = read_weights(folder)
-    if options.in_chans != 3 and get_arch(arch).kind != "unet3d":
+    if options.in_chans != 3:
         weights = adapt_stem(weights, arch, options.in_chans)
     return monai_model(folder, config, arch, weights, options)
 
@@ -171,16 +189,17 @@ def monai_model(folder: Path, config: dict[str, Any], arch: str, weights: dict[s
     """
     record = network_record(arch, options)
     zoo = config.get("ssl_zoo", {})
-    if options.exact and options.spatial_dims == 2:  # TF "SAME" padding of SimCLR/BYOL, as timm's model has it
-        prefix = "encoder." if record["network"] == "FlexibleUNet" else ""
-        record["same_padding_layers"] = [prefix + n for n in zoo.get("parity", {}).get("same_padding_layers", ())]
+    if options.exact is not False and record["network"] != "FlexibleUNet" and options.spatial_dims == 2:
+        # TF "SAME" padding of SimCLR/BYOL backbones, applied by layer name as on timm's model
+        record["same_padding_layers"] = list(zoo.get("parity", {}).get("same_padding_layers", ()))
     model = load_strictly(build_network(record), monai_weights(arch, weights, record), record["network"])
     if options.task == "segmentation" and any(k.startswith("decoder.") for k in weights):
         warnings.warn(f"{folder.name}: MONAI's FlexibleUNet decoder differs from the U-Net's (smp) decoder: only the "
                       "encoder is pre-trained; load with framework='timm' to keep the decoder", SslZooWarning,
                       stacklevel=3)
-    model.ssl_zoo_record = {**record, "inflated": INFLATION_RULE if options.spatial_dims == 3 else None,
-                            "source": source_facts(zoo), "preprocessing_record": zoo.get("preprocessing_record")}
+    inflated = INFLATION_RULE if options.spatial_dims == 3 else None
+    model.ssl_zoo_record = {**record, "arch": arch, "inflated": inflated, "source": source_facts(zoo),
+                            "preprocessing_record": zoo.get("preprocessing_record")}
     return model.eval()
 
 
@@ -198,10 +217,9 @@ def saved_model(folder: Path, config: dict[str, Any], options: MonaiOptions) -> 
     """
     record = config["ssl_zoo"]["monai"]
     dims = record["kwargs"]["spatial_dims"]
-    if replace(options, exact=True, spatial_dims=2) != MonaiOptions() or options.spatial_dims not in (2, dims):
+    if replace(options, exact=None, spatial_dims=2) != MonaiOptions() or options.spatial_dims not in (2, dims):
         raise FrameworkError(f"{folder} holds a saved {record['network']}: it loads as saved; leave num_classes, "
                              "in_chans, task, classes and spatial_dims unset")
     model = load_strictly(build_network(record), read_weights(folder), "")
-    model.ssl_zoo_record = {**record, **{k: config["ssl_zoo"].get(k) for k in ("inflated", "source",
-                                                                                "preprocessing_record")}}
+    model.ssl_zoo_record = {**record, **{k: config["ssl_zoo"].get(k) for k in ABOUT}}
     return model.eval()

@@ -15,8 +15,13 @@ import torch
 from torch import nn
 
 from .. import __version__
+from ..architectures import get_arch
 from ..errors import ModelFolderError
+from ..modelfolder.config import folder_config
 from ..modelfolder.files import write_folder
+from ..registry import Preprocessing
+from ..registry.schema import parse_preprocessing
+from .monai import ABOUT
 
 
 def save_monai(model: nn.Module, dest: str | Path) -> Path:
@@ -41,12 +46,14 @@ def save_monai(model: nn.Module, dest: str | Path) -> Path:
         raise ModelFolderError("this model was not built by ssl_zoo.load(..., framework='monai'): save it with "
                                "torch.save(model.state_dict(), ...) instead")
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    network = {k: v for k, v in record.items() if k not in ("inflated", "source", "preprocessing_record")}
+    network = {k: v for k, v in record.items() if k not in ABOUT}
+    stored = record.get("preprocessing_record")
+    pre = parse_preprocessing(str(dest), stored) if stored else Preprocessing()
 
     def texts(weights_sha256: str) -> tuple[dict[str, Any], str]:
         zoo = {"framework": "monai", "monai": network, "version": __version__, "weights_sha256": weights_sha256,
-               **{k: record.get(k) for k in ("inflated", "source", "preprocessing_record")}}
-        config = {"architecture": f"monai-{network['network']}", "ssl_zoo": zoo}
+               "inflated": record.get("inflated"), "source": record.get("source")}
+        config = folder_config(get_arch(record["arch"]), pre, zoo, architecture=f"monai-{network['network']}")
         return config, monai_card(config)
 
     return write_folder(Path(dest), tensors, {"format": "pt"}, texts)
@@ -62,7 +69,8 @@ def monai_card(config: dict[str, Any]) -> str:
     licence = source.get("license", "unknown")
     terms = " **Non-commercial use only.**" if source.get("non_commercial") else ""
     kwargs = json.dumps(network["kwargs"])
-    extra = "\nmodel.class_layers.out = torch.nn.Identity()   # pooled features" if network.get("pooled_features") else ""
+    pooled = network.get("pooled_features")
+    extra = "\nmodel.class_layers.out = torch.nn.Identity()   # pooled features" if pooled else ""
     return f"""# {source.get('name', 'model')}: MONAI {network['network']} ({dims}-D)
 
 MONAI `monai.networks.nets.{network['network']}` built by ssl_zoo {zoo['version']} from the model folder of
