@@ -21,7 +21,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from .errors import ImageInputError, ModelFolderError
+from .errors import ImageInputError, ModelFolderError, OptionError
+from .frameworks import check_framework, require_monai
 from .registry import Preprocessing, get_entry
 from .registry.schema import parse_preprocessing
 from .resolve import RefKind, reference_kind, resolve_folder
@@ -53,7 +54,9 @@ def transforms(name_or_path: str | Path, *, train: bool = False, in_chans: int |
         tensor ((H, W) or (C, H, W)) to a float32 tensor; with ``framework="monai"`` a MONAI ``Compose``.
 
     Raises:
-        ImageInputError: For ``in_chans`` other than 1 or 3, or ``keys`` without ``framework="monai"``.
+        ImageInputError: For ``in_chans`` other than 1 or 3.
+        FrameworkError: For a framework other than "timm" and "monai".
+        OptionError: For ``keys`` without ``framework="monai"``.
         MissingExtraError: For ``framework="monai"`` without MONAI installed.
 
     Example:
@@ -65,16 +68,14 @@ def transforms(name_or_path: str | Path, *, train: bool = False, in_chans: int |
     channels = in_chans or pre.input_size[0]
     if channels not in (1, 3):
         raise ImageInputError(f"in_chans must be 1 or 3, got {channels}: pass in_chans=1 or leave it unset")
+    check_framework(framework)
     if framework == "monai":
-        from .frameworks import require_monai
-
         require_monai()
         from .frameworks.monai_transforms import monai_transforms
 
         return monai_transforms(pre, train=train, channels=channels, keys=keys)
-    if framework != "timm" or keys is not None:
-        raise ImageInputError(f"framework={framework!r}, keys={keys!r}: pass framework='monai' (keys= needs it) "
-                              "or leave both unset")
+    if keys is not None:
+        raise OptionError("keys= makes MONAI dictionary transforms: pass framework='monai' as well")
     return _Pipeline(pre, train, channels)
 
 

@@ -327,3 +327,7 @@ def test_dictionary_transforms_apply_to_the_keys_given() -> None:
     assert sample["label"] == 1
     torch.testing.assert_close(sample["image"], ssl_zoo.transforms("moco-cxr-d121")(pixels), rtol=1e-5, atol=1e-5)
     assert isinstance(tf, monai.transforms.Compose)
+    with pytest.raises(OptionError, match="framework='monai'"):
+        ssl_zoo.transforms("moco-cxr-d121", keys=["image"])
+    with pytest.raises(FrameworkError, match="unknown framework"):
+        ssl_zoo.transforms("moco-cxr-d121", framework="keras")

@@ -22,8 +22,8 @@ def require_monai() -> ModuleType:
         return importlib.import_module("monai")
 
 
-def check_framework(framework: str, spatial_dims: int, config: dict[str, Any]) -> None:
-    """Refuse a framework / dimensionality pair ssl_zoo does not build, before anything is read.
+def check_framework(framework: str, spatial_dims: int = 2, config: dict[str, Any] | None = None) -> None:
+    """Refuse a framework / dimensionality pair ssl_zoo does not build, before anything is built.
 
     Args:
         framework: "timm" or "monai".
@@ -39,5 +39,5 @@ def check_framework(framework: str, spatial_dims: int, config: dict[str, Any]) -
         raise FrameworkError(f"spatial_dims={spatial_dims!r}: pass 2, or 3 to inflate the weights into a 3-D network")
     if framework == "timm" and spatial_dims == 3:
         raise FrameworkError("spatial_dims=3 builds a MONAI 3-D network: pass framework='monai'")
-    if framework == "timm" and config.get("ssl_zoo", {}).get("framework") == "monai":
+    if framework == "timm" and (config or {}).get("ssl_zoo", {}).get("framework") == "monai":
         raise FrameworkError("this folder holds a MONAI network saved by ssl_zoo: pass framework='monai'")
