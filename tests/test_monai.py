@@ -264,7 +264,7 @@ def test_3d_flexible_unet_segments_a_cube(folders) -> None:
         assert model(batch(1, 3, 32, 32, 32)).shape == (1, 2, 32, 32, 32)
 
 
-def test_saved_inflated_model_says_so_and_loads_back(folders, tmp_path: Path) -> None:
+def test_saved_inflated_model_says_so_and_loads_back(folders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     model = ssl_zoo.load(folders["resnet18"], framework="monai", spatial_dims=3, guard=False)
     dest = save_monai(model, tmp_path / "r18-3d")
     card = (dest / "README.md").read_text()
@@ -279,6 +279,12 @@ def test_saved_inflated_model_says_so_and_loads_back(folders, tmp_path: Path) ->
         ssl_zoo.load(dest)
     with pytest.raises(FrameworkError, match="loads as saved"):
         ssl_zoo.load(dest, framework="monai", num_classes=3)
+    monkeypatch.chdir(dest)  # the card's "MONAI alone" recipe, run as written
+    recipe = card.split("```python")[2].split("```")[0]
+    scope: dict = {}
+    exec(recipe, scope)  # noqa: S102  our own card's code
+    with torch.no_grad():
+        torch.testing.assert_close(scope["model"].eval()(x), model(x), rtol=0, atol=0)
     flat = save_monai(ssl_zoo.load(folders["resnet18"], framework="monai", guard=False), tmp_path / "r18-2d")
     assert "Not inflated" in (flat / "README.md").read_text()
 

@@ -7,7 +7,6 @@ by the one folder writer; ``config.json["ssl_zoo"]["monai"]`` records the networ
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from torch import nn
 from .. import __version__
 from ..architectures import get_arch
 from ..errors import ModelFolderError
+from ..modelfolder.card import HUB_LICENSES, yaml_header
 from ..modelfolder.config import folder_config
 from ..modelfolder.files import write_folder
 from ..registry import Preprocessing
@@ -64,25 +64,23 @@ def monai_card(config: dict[str, Any]) -> str:
     zoo = config["ssl_zoo"]
     network, source = zoo["monai"], zoo.get("source") or {}
     dims = network["kwargs"]["spatial_dims"]
-    inflated = (f"**Inflated from 2-D weights to 3-D.** Rule: {zoo['inflated']}." if zoo.get("inflated")
-                else "Not inflated: the 2-D weights as converted.")
-    licence = source.get("license", "unknown")
+    arguments = ", ".join(f"{k}={v!r}" for k, v in network["kwargs"].items())
+    pooled = "\nmodel.class_layers.out = torch.nn.Identity()   # pooled features" if network.get("pooled_features") \
+        else ""
     terms = " **Non-commercial use only.**" if source.get("non_commercial") else ""
-    kwargs = json.dumps(network["kwargs"])
-    pooled = network.get("pooled_features")
-    extra = "\nmodel.class_layers.out = torch.nn.Identity()   # pooled features" if pooled else ""
-    return f"""# {source.get('name', 'model')}: MONAI {network['network']} ({dims}-D)
+    return f"""{yaml_header(card_metadata(zoo))}
+# {source.get('name', 'model')}: MONAI {network['network']} ({dims}-D)
 
 MONAI `monai.networks.nets.{network['network']}` built by ssl_zoo {zoo['version']} from the model folder of
 `{source.get('name', '?')}` ({source.get('method', '?')}; weights sha256 `{source.get('weights_sha256', '?')}`,
 upstream {source.get('source_url', '?')}).
 
 ## Weights
-{inflated}
+{_weights_section(zoo)}
 - model.safetensors sha256: `{zoo['weights_sha256']}` (MONAI key names)
 
 ## Licence
-{licence}, as the source weights.{terms}
+{source.get('license', 'unknown')}, as the source weights.{terms}
 
 ## How to load
 ```python
@@ -93,7 +91,25 @@ With MONAI and safetensors alone (``import ssl_zoo.frameworks.monai_encoder`` fi
 backbone):
 ```python
 import monai, safetensors.torch, torch
-model = monai.networks.nets.{network['network']}(**{kwargs}){extra}
+model = monai.networks.nets.{network['network']}({arguments}){pooled}
 model.load_state_dict(safetensors.torch.load_file("model.safetensors"))
 ```
 """
+
+
+def _weights_section(zoo: dict[str, Any]) -> str:
+    if not zoo.get("inflated"):
+        return "Not inflated: the 2-D weights as converted."
+    return (f"**Inflated from 2-D weights to 3-D.** Rule: {zoo['inflated']}.\n\n"
+            f"Input: volumes whose intensities are prepared as the 2-D source's ({zoo['preprocessing']}); "
+            "`ssl_zoo.transforms` of this folder is that 2-D pipeline, for one slice.")
+
+
+def card_metadata(zoo: dict[str, Any]) -> dict[str, Any]:
+    """The Hub metadata of a saved MONAI folder's card: licence, library, tags."""
+    source = zoo.get("source") or {}
+    licence = HUB_LICENSES.get(str(source.get("license", "")).lower(), "other")
+    tags = ["monai", "ssl_zoo", f"{zoo['monai']['kwargs']['spatial_dims']}d"]
+    tags += ["inflated-2d-to-3d"] if zoo.get("inflated") else []
+    tags += ["non-commercial"] if source.get("non_commercial") else []
+    return {"license": licence, "library_name": "monai", "tags": tags}
