@@ -1,14 +1,13 @@
 """The input guard: a model from ``ssl_zoo.load`` checks its first batch against its stored preprocessing, once.
 
 What the transform of the entry produces is known from its record: values within ``[(0 - mean) / std,
-(scale - mean) / std]`` with a mean near 0 and a spread near 1 when it normalises, within ``[0, scale]`` when it
-does not, and as many channels as the network's first convolution takes. A first batch far outside that (its 1st
-or 99th percentile beyond the range by more than the range's width: raw 0-255 pixels, Hounsfield units; or [0,1]
-images that skipped the mean/std step; or a mean outside that range, or nearly constant values; or one channel for
-three) gets one
-``InputWarning`` naming what it looks like and the transform to use. The check is a forward pre-hook that removes
-itself on the first call, so later batches cost nothing; it reads the input and never changes it, and hooks are not
-part of ``state_dict``. Turned off by ``load(..., guard=False)`` or ``SSL_ZOO_INPUT_GUARD=0``.
+(scale - mean) / std]`` when it normalises, within ``[0, scale]`` when it does not, and as many channels as the
+network's first convolution takes. A first batch that does not fit gets one ``InputWarning`` naming what it looks
+like and the transform to use: its 1st or 99th percentile beyond that range by more than the range's width (raw
+0-255 pixels, Hounsfield units), [0,1] images where normalised ones are expected, channels that vary far less than
+any preprocessed image does (scaled twice; [0,1] for a [0,255] recipe), a mean outside the range, or another
+channel count. The check is a forward pre-hook that removes itself on the first call, so later batches cost
+nothing; it reads the input and never changes it, and hooks are not part of ``state_dict``. Turned off by ``load(..., guard=False)`` or ``SSL_ZOO_INPUT_GUARD=0``.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from .registry import Preprocessing
 GUARD_ENV = "SSL_ZOO_INPUT_GUARD"
 _ON, _OFF = {"", "1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 SAMPLE = 1 << 20  # values looked at: quantiles of a strided sample are as telling as of the whole batch
-FLAT = 0.01  # of the expected range: a std below this is no image (a constant batch is a smoke test: silent)
+FLAT = 0.02  # of the expected range: a channel std below this is no preprocessed image (constant ones are silent)
 
 
 @dataclass(frozen=True)
@@ -81,15 +80,17 @@ def input_problems(x: torch.Tensor, expected: Expected) -> list[str]:
 
 
 def _spread_problems(x: torch.Tensor, expected: Expected) -> list[str]:
-    """A mean no preprocessed image can have, or nearly constant (but not constant) channels: scaled twice."""
+    """Channels that vary far less than any image's do after the transform (scaled twice, or [0,1] for [0,255]),
+    or a mean no preprocessed image can have; a constant batch (a smoke test) is left alone."""
+    by_channel = x.transpose(0, 1).reshape(x.shape[1], -1) if x.dim() >= 3 else x.reshape(1, -1)
+    spread = float(by_channel.std(dim=1).max()) if by_channel.shape[1] > 1 else 0.0
+    if 0.0 < spread < FLAT * (expected.high - expected.low):
+        return [f"values that vary far less than preprocessed ones (largest channel std {spread:.2g}, where the "
+                f"transform's output spans [{expected.low:.3g}, {expected.high:.3g}])"]
     mean = float(x.mean())
     if not expected.low <= mean <= expected.high:
         return [f"a mean of {mean:.3g}, which no preprocessed image has (each lies in "
                 f"[{expected.low:.3g}, {expected.high:.3g}])"]
-    by_channel = x.transpose(0, 1).reshape(x.shape[1], -1) if x.dim() >= 3 else x.reshape(1, -1)
-    spread = float(by_channel.std(dim=1).max()) if by_channel.shape[1] > 1 else 0.0
-    if 0.0 < spread < FLAT * (expected.high - expected.low):
-        return [f"nearly constant values (std {spread:.2g}), as if scaled to [0,1] twice"]
     return []
 
 
