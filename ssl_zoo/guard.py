@@ -7,7 +7,8 @@ like and the transform to use: its 1st or 99th percentile beyond that range by m
 0-255 pixels, Hounsfield units), [0,1] images where normalised ones are expected, channels that vary far less than
 any preprocessed image does (scaled twice; [0,1] for a [0,255] recipe), a mean outside the range, or another
 channel count. The check is a forward pre-hook that removes itself on the first call, so later batches cost
-nothing; it reads the input and never changes it, and hooks are not part of ``state_dict``. Turned off by ``load(..., guard=False)`` or ``SSL_ZOO_INPUT_GUARD=0``.
+nothing; it reads the input and never changes it, and hooks are not part of ``state_dict``. Turned off by
+``load(..., guard=False)`` or ``SSL_ZOO_INPUT_GUARD=0``.
 """
 
 from __future__ import annotations
