@@ -160,6 +160,7 @@ def load_monai(folder: Path, config: dict[str, Any], options: MonaiOptions) -> n
     Raises:
         FrameworkError, OptionError, ConversionError, MissingExtraError.
     """
+    require_monai()  # before any work
     if config.get("ssl_zoo", {}).get("framework") == "monai":
         return saved_model(folder, config, options)
     arch = folder_arch(config, folder)
