@@ -8,10 +8,10 @@ Which MONAI network (``monai.networks.nets``):
   for torchvision's ``...denselayer1.conv1``). With ``num_classes=0`` its last linear layer is an ``Identity``, so
   both networks give pooled features, as timm's do.
 - ``task="segmentation"`` (U-Net entries, or a ResNet backbone entry): ``FlexibleUNet`` with the ResNet as its
-  encoder: it is MONAI's U-Net around a pre-trained classification encoder (its ``UNetDecoder`` follows smp's).
-  Its decoder is MONAI's own (a convolution halves the channels before each upsampling, which smp's does not), so
-  a U-Net entry's smp decoder cannot be carried over: the encoder is loaded, decoder and head start fresh (a
-  warning says so). ResNet-18 uses ``monai_encoder.py``'s backbone: MONAI's "resnet18" has other shortcuts.
+  encoder, MONAI's only U-Net built around a classification encoder (``BasicUNet``, ``UNet``, ``DynUNet`` have
+  their own). Its ``UNetDecoder`` is modelled on smp's but halves the channels with a convolution before each
+  upsampling, so a U-Net entry's smp decoder has no place in it: the encoder is loaded, decoder and head start
+  fresh (a warning says so). ResNet-18 uses ``monai_encoder.py``'s backbone: MONAI's "resnet18" has other shortcuts.
 - ``spatial_dims=3``: the same networks in 3-D, filled with the inflated weights (``architectures/inflate.py``).
 
 Options are checked as for timm (``architectures.tasks.check_options``); ``exact`` (TF "SAME" padding of
