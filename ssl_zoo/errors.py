@@ -122,6 +122,22 @@ class MissingExtraError(SslZooError, ModuleNotFoundError):
     """An optional dependency that is not installed; the message names the extra that brings it."""
 
 
+class UnknownDatasetError(SslZooError, KeyError):
+    """A dataset card name that does not exist."""
+
+
+class DatasetLayoutError(DatasetError, FileNotFoundError):
+    """A dataset root that lacks a file or folder of the card's layout (also a ``FileNotFoundError``)."""
+
+
+class DatasetLabelError(DatasetError):
+    """Label values a card does not know, or a class with no image: reading them would change the task."""
+
+
+class DatasetSplitError(DatasetError):
+    """A split that cannot be scored: no positive of a scored finding, or an empty split."""
+
+
 class FrameworkError(SslZooError, ValueError):
     """A ``framework=`` / ``spatial_dims=`` that ssl_zoo does not build for this model."""
 

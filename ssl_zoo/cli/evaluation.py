@@ -37,8 +37,11 @@ def _print_record(args: argparse.Namespace, record: dict, rows: list[list[str]])
 def _read(args: argparse.Namespace) -> Any:
     from ..evaluation.data import read_dataset
 
-    options = {"uncertain": args.uncertain, "image_column": args.image_column, "label_columns": args.label_columns}
-    return read_dataset(args.data, masks=getattr(args, "masks", None), **options)
+    options = {"uncertain": args.uncertain, "image_column": args.image_column, "label_columns": args.label_columns,
+               "convention": args.convention, "views": args.views, "size": args.size}
+    if args.root is not None:
+        options.update(download=args.download or None, progress=progress_enabled(args))
+    return read_dataset(args.data, root=args.root, masks=getattr(args, "masks", None), **options)
 
 
 def _common(args: argparse.Namespace) -> dict[str, Any]:
@@ -73,6 +76,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
     """``ssl-zoo segment MODEL IMAGES --masks MASKS``."""
     from ..evaluation.segment import segment
 
+    if args.root is None and args.masks is None:
+        args.parser.error("give --masks DIR with a folder of images, or a card name with --root DIR")
     record = segment(args.model, _read(args), out_dir=_out(args), label_fraction=args.label_fraction,
                      trials=args.trials, seed=args.seed, epochs=args.epochs, patience=args.patience, lr=args.lr,
                      batch_size=args.batch_size, **_common(args))
@@ -144,11 +149,18 @@ def _model_options(p: argparse.ArgumentParser) -> None:
 
 def _data_options(p: argparse.ArgumentParser, positional: bool = True) -> None:
     if positional:
-        p.add_argument("data", metavar="DATA", help="class folder, CSV of paths and labels, or MedMNIST-style .npz")
+        p.add_argument("data", metavar="DATA", help="dataset card name (with --root), class folder, CSV of paths and "
+                       "labels (optional split/group columns), or MedMNIST-style .npz")
+    p.add_argument("--root", metavar="DIR", help="card: the folder holding the dataset (`ssl-zoo datasets info NAME`)")
+    p.add_argument("--convention", help="card: label convention (default: the papers'; see `ssl-zoo datasets info`)")
+    p.add_argument("--views", choices=("all", "frontal"), help="card: keep frontal radiographs only (CheXpert, MIMIC)")
+    p.add_argument("--size", type=int, choices=(28, 64, 128, 224), help="MedMNIST card: image size (default 28)")
+    p.add_argument("--download", action="store_true", help="MedMNIST card: download a missing file (md5-checked)")
     p.add_argument("--image-column", help="CSV: the image path column (default: the first)")
     p.add_argument("--label-columns", nargs="+", metavar="COL", help="CSV: label columns (default: all others)")
-    p.add_argument("--uncertain", default="zeros", choices=("zeros", "ones", "lsr-ones", "lsr-zeros"),
-                   help="CSV: what -1 (uncertain) becomes (default zeros; lsr-*: seeded uniform soft labels)")
+    p.add_argument("--uncertain", choices=("zeros", "ones", "lsr-ones", "lsr-zeros"),
+                   help="what -1 (uncertain) becomes (CSV default zeros; a card: its convention's; lsr-*: seeded "
+                   "uniform soft labels)")
 
 
 def _training_options(p: argparse.ArgumentParser, epochs: int, lr: float, batch: int) -> None:
@@ -184,8 +196,8 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     _training_options(p, epochs=100, lr=2e-4, batch=32)
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
     p = _add(sub, common, "segment", cmd_segment, "train a U-Net with the model as encoder; Dice and IoU")
-    p.add_argument("data", metavar="IMAGES", help="folder of images")
-    p.add_argument("--masks", required=True, metavar="DIR", help="folder of masks named like the images")
+    p.add_argument("data", metavar="IMAGES", help="folder of images, or a segmentation card name with --root")
+    p.add_argument("--masks", metavar="DIR", help="folder of masks named like the images (not with a card)")
     _data_options(p, positional=False)
     _training_options(p, epochs=50, lr=1e-3, batch=8)
     p = _add(sub, common, "fewshot", cmd_fewshot, "prototypical-network n-way k-shot accuracy on frozen features")

@@ -81,7 +81,7 @@ def fewshot(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: s
     run = fewshot_features(feats, data.class_ids(), n_way=n_way, k_shot=k_shot, n_query=n_query, episodes=episodes,
                            seed=seed, progress=progress)
     record = {"protocol": "fewshot", "model": str(model), "n_way": n_way, "k_shot": k_shot, "n_query": n_query,
-              "episodes": episodes, "seed": seed, "summary": run["summary"]}
+              "episodes": episodes, "seed": seed, "dataset": data.card, "summary": run["summary"]}
     if out_dir is not None:
         write_json(Path(out_dir) / "fewshot.json", {**record, "accuracies": run["accuracies"]})
     return record

@@ -127,7 +127,7 @@ def finetune_trial(model: str | Path, parts: dict[str, Samples], *, trial_seed: 
     import torch
 
     torch.manual_seed(trial_seed)
-    keep = subsample(np.arange(len(parts["train"])), fraction, seed=trial_seed)
+    keep = subsample(np.arange(len(parts["train"])), fraction, seed=trial_seed, groups=parts["train"].groups)
     trial_parts = {**parts, "train": parts["train"].subset(keep)}
     in_chans, size, progress = options["in_chans"], options["image_size"], options["progress"]
     backbone = load_backbone(model, in_chans=in_chans, num_classes=parts["train"].num_outputs, progress=progress)

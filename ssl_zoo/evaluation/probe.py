@@ -84,7 +84,7 @@ def probe_features(feats: dict[str, np.ndarray], parts: dict[str, Samples], *, f
                    C: float | None = None, progress: bool = True) -> dict[str, Any]:
     """One probe trial on precomputed features: choose C, refit, score on test."""
     task, k = parts["train"].task, len(parts["train"].classes)
-    keep = subsample(np.arange(len(parts["train"])), fraction, seed=seed)
+    keep = subsample(np.arange(len(parts["train"])), fraction, seed=seed, groups=parts["train"].groups)
     train = (feats["train"][keep], parts["train"].class_ids()[keep])
     if task != "multilabel" and len(np.unique(train[1])) < 2:
         raise DatasetError("the probe's training split has one class only; use a larger --label-fraction")

@@ -56,7 +56,7 @@ class MaskDataset:
         import torch
         import torch.nn.functional as F
 
-        image = self.transform(load_item(self.samples.items[index]))
+        image = self.transform(self.samples.load(index))
         mask = load_item(self.samples.targets[index])
         mask = torch.as_tensor((mask if mask.ndim == 2 else mask.max(-1)) > 0, dtype=torch.float32)[None, None]
         return image, F.interpolate(mask, size=image.shape[-2:], mode="nearest")[0]
@@ -126,7 +126,7 @@ def segment_trial(model: str | Path, parts: dict[str, Samples], *, seed: int, fr
     import torch
 
     torch.manual_seed(seed)
-    keep = subsample(np.arange(len(parts["train"])), fraction, seed=seed)
+    keep = subsample(np.arange(len(parts["train"])), fraction, seed=seed, groups=parts["train"].groups)
     unet, cfg, folder = build_unet(model, in_chans=options["in_chans"], progress=options["progress"])
     # evaluation transforms for training too: an augmentation would have to move the mask with the image
     transform = build_transform(folder, cfg, image_size=options["image_size"], in_chans=options["in_chans"])
