@@ -138,6 +138,18 @@ class DatasetSplitError(DatasetError):
     """A split that cannot be scored: no positive of a scored finding, or an empty split."""
 
 
+class FrameworkError(SslZooError, ValueError):
+    """A ``framework=`` / ``spatial_dims=`` that ssl_zoo does not build for this model."""
+
+
+class SslZooWarning(UserWarning):
+    """Base class of the warnings ssl_zoo gives (filter them with ``warnings.simplefilter``)."""
+
+
+class InputWarning(SslZooWarning):
+    """A model's first batch does not look like what its preprocessing produces."""
+
+
 def one_line(exc: BaseException) -> str:
     """The first line of an exception's message (tarfile's and huggingface_hub's run over several lines)."""
     text = str(exc).strip()
