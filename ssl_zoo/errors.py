@@ -80,3 +80,11 @@ class BundleError(SslZooError, ValueError):
 
 class SettingError(SslZooError, ValueError):
     """An environment variable set to a value ssl_zoo does not know."""
+
+
+class ResourceLimitError(NotACheckpointError):
+    """A file declares more than ssl_zoo's budget for it allows (size, depth, memo, ratio); nothing was allocated."""
+
+
+class StalledDownloadError(DownloadError):
+    """A transfer stayed below the minimum rate, or sent nothing for the stall budget; its partial file is kept."""
