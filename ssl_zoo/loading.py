@@ -40,13 +40,15 @@ def folder_arch(config: dict, folder: Path) -> str:
     raise ModelFolderError(f"{folder}: architecture {timm_name!r} is not one ssl_zoo builds; load it with timm")
 
 
-def load_state_dict(name_or_path: str | Path, *, progress: bool = True) -> dict[str, torch.Tensor]:
+def load_state_dict(name_or_path: str | Path, *, progress: bool = True, verify: bool = False) -> dict[str, torch.Tensor]:
     """The converted backbone tensors, under torchvision/timm key names.
 
     Args:
         name_or_path: A registry name (``"moco-v2"``), ``"hf-hub:ORG/REPO[@REV]"``, ``"local-dir:PATH"`` or a
             model folder path.
         progress: Show download progress when the entry has to be pulled.
+        verify: Re-hash ``model.safetensors`` against ``config.json`` first (also ``SSL_ZOO_VERIFY=1``); the
+            cheap checks (recorded size, header) run on every load.
 
     Returns:
         ``{key: tensor}`` on CPU; float32, with ``num_batches_tracked`` as int64.
@@ -60,8 +62,7 @@ def load_state_dict(name_or_path: str | Path, *, progress: bool = True) -> dict[
         torch.Size([64, 3, 7, 7])
     """
     folder = resolve_folder(name_or_path, progress=progress)
-    read_config(folder)  # a clear error for an incomplete folder
-    return read_weights(folder)
+    return read_weights(folder, verify=verify)
 
 
 def load(
@@ -74,6 +75,7 @@ def load(
     exact: bool = True,
     task: str = "classification",
     classes: int = 1,
+    verify: bool = False,
 ) -> nn.Module:
     """A pre-trained model in eval mode, pulled and converted on first use.
 
@@ -92,6 +94,8 @@ def load(
             ``smp.Unet``: a U-Net entry's encoder, decoder and head, or a backbone entry as encoder of a fresh
             decoder; Models Genesis gives its whole UNet3D). See ``ssl_zoo.architectures.tasks``.
         classes: Output channels for ``task="segmentation"``; a stored head with another count is replaced.
+        verify: Re-hash ``model.safetensors`` against ``config.json`` first (also ``SSL_ZOO_VERIFY=1``); the
+            cheap checks (recorded size, header) run on every load.
 
     Returns:
         A timm ``nn.Module`` (or timm ``FeatureListNet`` with ``features_only``) in eval mode.
@@ -107,7 +111,7 @@ def load(
     folder = resolve_folder(name_or_path, progress=progress)
     config = read_config(folder)
     arch = folder_arch(config, folder)
-    weights = read_weights(folder)
+    weights = read_weights(folder, verify=verify)
     check_task(task)
     if get_arch(arch).kind == "unet3d":  # one input channel: in_chans does not apply
         return unet3d_model(weights, task=task, classes=classes, num_classes=num_classes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import shutil
 import sys
 import threading
 import time
@@ -12,10 +13,10 @@ from pathlib import Path
 from typing import Iterable
 
 from .store import cache
-from .errors import SslZooError
-from .modelfolder.files import is_complete
+from .errors import NotACheckpointError, SslZooError
+from .modelfolder.files import check_intact, is_complete
 from .registry import Entry, get_entry
-from .store.sources import ensure_source, import_file, user_files
+from .store.sources import Fetched, ensure_source, remember, staged_user_files
 
 
 # Downloads run in parallel, conversions one at a time: each holds a checkpoint and its output in memory,
@@ -67,32 +68,72 @@ def pull(name: str, *, force: bool = False, require_hashes: bool = False, progre
     entry = get_entry(name)
     folder = cache.model_dir(entry.name)
     if is_complete(folder) and not force:  # the warm path of every `load`: no lock needed
-        return folder
+        return check_intact(folder)
     with _entry_lock(entry.name):  # a second process waits, then finds the folder complete
+        remove_stale_temporaries(entry.name)  # we hold the lock: nobody else is writing them
         if is_complete(folder) and not force:
-            return folder
+            return check_intact(folder)
         files = [ensure_source(entry, s, require_hashes=require_hashes, progress=progress) for s in entry.sources]
-        return _convert(entry, *files[0])
+        try:
+            converted = _convert(entry, files[0])
+        except NotACheckpointError:
+            _discard_unverified(files)
+            raise
+        for fetched in files:
+            remember(entry, fetched)  # only now: a file that does not convert is never trusted
+        return converted
 
 
 def convert_file(name: str, path: Path) -> Path:
-    """Convert a checkpoint the user already downloaded (it is checked and copied into the cache first).
+    """Convert a checkpoint the user already downloaded; it enters the cache only if it converts.
 
     Raises:
         FileNotFoundError, ChecksumError, NotACheckpointError, ConversionError.
     """
     entry = get_entry(name)
     with _entry_lock(entry.name):
-        files = [import_file(entry, source, file) for source, file in user_files(entry, Path(path).expanduser())]
-        return _convert(entry, *files[0])
+        remove_stale_temporaries(entry.name)
+        with staged_user_files(entry, Path(path).expanduser()) as files:
+            return _convert(entry, files[0])
 
 
-def _convert(entry: Entry, path: Path, digest: str) -> Path:
+def remove_stale_temporaries(name: str) -> list[Path]:
+    """Remove what killed pulls of ``name`` left behind; call it holding the entry's lock. Returns the paths."""
+    stale = cache.stale_temporaries(name)
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
+
+
+def clean_stale(name: str) -> list[Path]:
+    """Remove the stale temporaries of ``name`` unless another process is pulling it now (then none).
+
+    Example:
+        >>> clean_stale("moco-v2")  # doctest: +SKIP
+        [PosixPath('/home/me/.cache/ssl_zoo/models/.moco-v2.tmp-1a2b3c4d')]
+    """
+    from filelock import Timeout
+
+    try:
+        with _entry_lock(name).acquire(timeout=0):
+            return remove_stale_temporaries(name)
+    except Timeout:
+        return []
+
+
+def _discard_unverified(files: list[Fetched]) -> None:
+    # bytes no pin or record vouched for, which are not a checkpoint: the next pull downloads them again
+    for fetched in files:
+        if not fetched.verified:
+            fetched.path.unlink(missing_ok=True)
+
+
+def _convert(entry: Entry, fetched: Fetched) -> Path:
     from .converters.convert import convert_checkpoint
 
     with _CONVERTING:
         try:
-            return convert_checkpoint(entry, path, digest)
+            return convert_checkpoint(entry, fetched.path, fetched.digest)
         finally:
             _release_free_memory()
 

@@ -17,6 +17,7 @@ import torch
 from ...errors import NotACheckpointError, ResourceLimitError, SslZooError
 from .pickle_limits import MAX_PICKLE_BYTES, BoundedStream, Limits, PickleBudget
 from .safe_pickle import PickleScan, allowing, scan_pickle, stand_ins_for
+from .zip_limits import check_zip_sizes
 from .sniff import head_bytes, is_torchscript_zip, sniff, zip_is_intact
 
 __all__ = ["read_torch_file"]
@@ -45,7 +46,6 @@ _UNREADABLE: Final = ("{path} cannot be read safely ({reason}); ssl_zoo only loa
 # torch unpickles all of them, so all are scanned.
 _LEGACY_PICKLES: Final = 5
 _LOAD_ERRORS: Final = (pickle.UnpicklingError, AttributeError, TypeError, ValueError, KeyError, IndexError)
-MAX_RATIO: Final = 100  # torch stores records uncompressed; a re-zipped pickle compresses maybe 10x
 _CHECK_CHUNK: Final = 1 << 20
 
 
@@ -115,33 +115,6 @@ def _scan_zip(path: Path) -> list[PickleScan]:
                                PickleBudget(Limits.for_file(holds), str(path)))
         check_zip_crcs(zf, path)
     return [scan]
-
-
-def check_zip_sizes(zf: zipfile.ZipFile, path: Path) -> int:
-    """Refuse a zip whose members declare more than its size allows; return the bytes they declare.
-
-    Args:
-        zf: The open archive.
-        path: Its file, for the size and the message.
-
-    Returns:
-        The sum of the members' uncompressed sizes.
-
-    Raises:
-        ResourceLimitError: If a member inflates more than :data:`MAX_RATIO` times, or all together more than
-            :data:`MAX_RATIO` times the file.
-    """
-    size = max(path.stat().st_size, 1)
-    for info in zf.infolist():
-        if info.file_size > MAX_RATIO * max(info.compress_size, 1):
-            raise ResourceLimitError(f"{path}: {info.filename} declares {info.file_size:,} bytes from "
-                                     f"{info.compress_size:,} compressed (limit: decompression ratio {MAX_RATIO})"
-                                     "; the zip is damaged or hostile")
-    total = sum(info.file_size for info in zf.infolist())
-    if total > MAX_RATIO * size:
-        raise ResourceLimitError(f"{path}: members declare {total:,} bytes in a {size:,}-byte file (limit: "
-                                 f"decompression ratio {MAX_RATIO}); the zip is damaged or hostile")
-    return total
 
 
 def check_zip_crcs(zf: zipfile.ZipFile, path: Path) -> None:
