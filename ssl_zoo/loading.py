@@ -40,7 +40,8 @@ def folder_arch(config: dict, folder: Path) -> str:
     raise ModelFolderError(f"{folder}: architecture {timm_name!r} is not one ssl_zoo builds; load it with timm")
 
 
-def load_state_dict(name_or_path: str | Path, *, progress: bool = True, verify: bool = False) -> dict[str, torch.Tensor]:
+def load_state_dict(name_or_path: str | Path, *, progress: bool = True,
+                    verify: bool = False) -> dict[str, torch.Tensor]:
     """The converted backbone tensors, under torchvision/timm key names.
 
     Args:

@@ -158,7 +158,8 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--all", action="store_true", help="every registry entry")
     p.add_argument("--jobs", "-j", type=int, default=4, help="entries worked on at once (default 4)")
     p.add_argument("--force", action="store_true", help="convert again even if the model folder exists")
-    p.add_argument("--require-hashes", action="store_true", help="refuse files without a full sha256 pinned in the registry or recorded (an 8-hex prefix is not enough)")
+    p.add_argument("--require-hashes", action="store_true",
+                   help="refuse files without a full sha256 pinned or recorded (an 8-hex prefix is not enough)")
     p = add_command(sub, common, "convert", cmd_convert, "convert a checkpoint you downloaded yourself", json_flag=False)
     p.add_argument("name", metavar="NAME")
     p.add_argument("--from-file", required=True, metavar="PATH", help="the downloaded upstream file (a TF checkpoint: its .zip, folder or .index)")

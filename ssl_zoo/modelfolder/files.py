@@ -157,7 +157,8 @@ def read_weights(folder: Path, *, verify: bool = False) -> dict[str, torch.Tenso
     try:
         return load_file(str(folder / WEIGHTS))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelFolderError(_damaged(folder, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)) from None
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelFolderError(_damaged(folder, reason)) from None
 
 
 MAX_HEADER = 100 << 20  # safetensors' own limit on the JSON header

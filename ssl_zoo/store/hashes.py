@@ -113,7 +113,8 @@ def source_pins(source: Source, recorded: str | None) -> list[Pin]:
     """What a file of ``source`` must match: the registry's full pin alone, else its prefix and the record."""
     if source.sha256:
         return [(source.sha256, "pinned in the registry")]
-    return [(source.sha256_prefix, "pinned in the registry as a sha256 prefix"), (recorded, f"recorded in {cache.hash_lock_path()}")]
+    return [(source.sha256_prefix, "pinned in the registry as a sha256 prefix"),
+            (recorded, f"recorded in {cache.hash_lock_path()}")]
 
 
 def check_digest(digest: str, source: Source, recorded: str | None, what: str) -> None:

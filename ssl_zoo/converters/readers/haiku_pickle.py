@@ -110,7 +110,8 @@ def load_haiku_pickle(path: Path | str) -> Any:
     size = path.stat().st_size
     with open(path, "rb") as fh:
         try:
-            names = scan_pickle(BoundedStream(fh, size, str(path)), PickleBudget(Limits.for_file(size), str(path))).globals
+            stream = BoundedStream(fh, size, str(path))
+            names = scan_pickle(stream, PickleBudget(Limits.for_file(size), str(path))).globals
         except SslZooError:
             raise
         except (ValueError, EOFError) as exc:
