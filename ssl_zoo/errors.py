@@ -82,6 +82,33 @@ class SettingError(SslZooError, ValueError):
     """An environment variable set to a value ssl_zoo does not know."""
 
 
+class OutputFolderError(SslZooError, NotADirectoryError):
+    """An output path that exists and is not a folder."""
+
+
+class MissingExtraError(SslZooError, ModuleNotFoundError):
+    """An optional dependency that is not installed; the message names the extra that brings it."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (tarfile's and huggingface_hub's run over several lines)."""
+    text = str(exc).strip()
+    return text.splitlines()[0].rstrip(":") if text else type(exc).__name__
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The innermost error of ``exc``'s chain, stripped of its own traceback and chain.
+
+    Raising a friendlier error ``from root_cause(exc)`` keeps the original failure as ``__cause__`` for code that
+    inspects it, while Python prints one short cause instead of every intermediate wrapper.
+    """
+    while (inner := exc.__cause__ or exc.__context__) is not None:
+        exc = inner
+    exc.__traceback__ = None
+    exc.__suppress_context__ = True
+    return exc
+
+
 class ResourceLimitError(NotACheckpointError):
     """A file declares more than ssl_zoo's budget for it allows (size, depth, memo, ratio); nothing was allocated."""
 

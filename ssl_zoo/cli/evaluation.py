@@ -9,6 +9,7 @@ import argparse
 import json
 from typing import Any, Callable
 
+from .common import add_command, format_table, fraction, positive_float, positive_int, progress_enabled
 DEFAULT_OUT = "ssl_zoo_runs"
 SUMMARY_HEADERS = ("MODEL", "LABELS", "METRIC", "MEAN", "STD", "95% CI", "TRIALS")
 
@@ -24,8 +25,6 @@ def _summary_rows(record: dict) -> list[list[str]]:
 
 
 def _print_record(args: argparse.Namespace, record: dict, rows: list[list[str]]) -> int:
-    from .common import format_table
-
     if args.json:
         from ..evaluation.results import clean
 
@@ -43,8 +42,6 @@ def _read(args: argparse.Namespace) -> Any:
 
 
 def _common(args: argparse.Namespace) -> dict[str, Any]:
-    from .common import progress_enabled
-
     return {"image_size": args.image_size, "in_chans": args.in_chans, "device": args.device,
             "progress": progress_enabled(args)}
 
@@ -108,7 +105,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_saliency(args: argparse.Namespace) -> int:
     """``ssl-zoo saliency MODEL IMAGE...``: PNG overlays and attentive diffusion."""
-    from .common import format_table
     from ..evaluation.saliency import saliency
 
     record = saliency(args.model, args.images, _out(args), window=args.window, stride=args.stride,
@@ -123,7 +119,6 @@ def cmd_saliency(args: argparse.Namespace) -> int:
 
 def cmd_invariance(args: argparse.Namespace) -> int:
     """``ssl-zoo invariance MODEL DATA``: cosine similarity and Mahalanobis distance per transform."""
-    from .common import format_table
     from ..evaluation.invariance import invariance
 
     data = _read(args)
@@ -140,8 +135,8 @@ def cmd_invariance(args: argparse.Namespace) -> int:
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--image-size", type=int, help="square resize instead of the entry's preprocessing (fast runs)")
-    p.add_argument("--in-chans", type=int, default=3, help="model input channels (1: grayscale stem; default 3)")
+    p.add_argument("--image-size", type=positive_int, help="square resize instead of the entry's preprocessing (fast runs)")
+    p.add_argument("--in-chans", type=positive_int, default=3, help="model input channels (1: grayscale stem; default 3)")
     p.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA when present)")
     p.add_argument("--seed", type=int, default=0, help="seed of the splits and of trial 0 (default 0)")
     p.add_argument("--out", help=f"result folder (default {DEFAULT_OUT}/<command>)")
@@ -157,18 +152,16 @@ def _data_options(p: argparse.ArgumentParser, positional: bool = True) -> None:
 
 
 def _training_options(p: argparse.ArgumentParser, epochs: int, lr: float, batch: int) -> None:
-    p.add_argument("--label-fraction", type=float, default=1.0, help="share of the training labels (default 1)")
-    p.add_argument("--trials", type=int, default=1, help="independent runs, seed + t (default 1)")
-    p.add_argument("--epochs", type=int, default=epochs, help=f"maximum epochs (default {epochs})")
-    p.add_argument("--patience", type=int, default=10, help="early stopping patience in epochs (default 10)")
-    p.add_argument("--lr", type=float, default=lr, help=f"Adam learning rate (default {lr:g})")
-    p.add_argument("--batch-size", type=int, default=batch, help=f"images per step (default {batch})")
+    p.add_argument("--label-fraction", type=fraction, default=1.0, help="share of the training labels (default 1)")
+    p.add_argument("--trials", type=positive_int, default=1, help="independent runs, seed + t (default 1)")
+    p.add_argument("--epochs", type=positive_int, default=epochs, help=f"maximum epochs (default {epochs})")
+    p.add_argument("--patience", type=positive_int, default=10, help="early stopping patience in epochs (default 10)")
+    p.add_argument("--lr", type=positive_float, default=lr, help=f"Adam learning rate (default {lr:g})")
+    p.add_argument("--batch-size", type=positive_int, default=batch, help=f"images per step (default {batch})")
 
 
 def _add(sub: Any, common: argparse.ArgumentParser, name: str, func: Callable, summary: str,
          model_nargs: str | None = None) -> argparse.ArgumentParser:
-    from .common import add_command
-
     p = add_command(sub, common, name, func, summary)
     if model_nargs:
         p.add_argument("models", nargs=model_nargs, metavar="MODEL", help="registry names or model folders")
@@ -182,10 +175,10 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add this module's subcommands to the `ssl-zoo` parser."""
     p = _add(sub, common, "probe", cmd_probe, "linear probe on frozen features (C chosen on a validation split)")
     _data_options(p)
-    p.add_argument("--label-fraction", type=float, default=1.0, help="share of the training labels (default 1)")
-    p.add_argument("--trials", type=int, default=1, help="runs with different label subsets (default 1)")
-    p.add_argument("--C", type=float, help="skip the C search and use this value")
-    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
+    p.add_argument("--label-fraction", type=fraction, default=1.0, help="share of the training labels (default 1)")
+    p.add_argument("--trials", type=positive_int, default=1, help="runs with different label subsets (default 1)")
+    p.add_argument("--C", type=positive_float, help="skip the C search and use this value")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="images per forward pass (default 64)")
     p = _add(sub, common, "finetune", cmd_finetune, "fine-tune every layer with a new head (early stopping)")
     _data_options(p)
     _training_options(p, epochs=100, lr=2e-4, batch=32)
@@ -198,23 +191,23 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = _add(sub, common, "fewshot", cmd_fewshot, "prototypical-network n-way k-shot accuracy on frozen features")
     _data_options(p)
     for flag, default in (("--n-way", 5), ("--k-shot", 5), ("--n-query", 15), ("--episodes", 600)):
-        p.add_argument(flag, type=int, default=default, help=f"default {default}")
+        p.add_argument(flag, type=positive_int, default=default, help=f"default {default}")
     p = _add(sub, common, "compare", cmd_compare, "many models x label fractions x trials: table and plot",
              model_nargs="+")
     p.add_argument("--data", required=True, metavar="DATA", help="class folder, CSV or .npz")
     _data_options(p, positional=False)
     p.add_argument("--protocol", choices=("finetune", "probe"), default="finetune", help="default finetune")
-    p.add_argument("--label-fractions", type=float, nargs="+", default=[0.1, 1.0], help="default 0.1 1.0")
-    p.add_argument("--trials", type=int, default=3, help="runs per model and fraction (default 3)")
+    p.add_argument("--label-fractions", type=fraction, nargs="+", default=[0.1, 1.0], help="default 0.1 1.0")
+    p.add_argument("--trials", type=positive_int, default=3, help="runs per model and fraction (default 3)")
     p.add_argument("--metric", choices=("auc", "accuracy"), default="auc", help="default auc")
-    p.add_argument("--epochs", type=int, default=100, help="finetune: maximum epochs (default 100)")
-    p.add_argument("--patience", type=int, default=10, help="finetune: early stopping patience (default 10)")
-    p.add_argument("--batch-size", type=int, default=32, help="default 32")
+    p.add_argument("--epochs", type=positive_int, default=100, help="finetune: maximum epochs (default 100)")
+    p.add_argument("--patience", type=positive_int, default=10, help="finetune: early stopping patience (default 10)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="default 32")
     p = _add(sub, common, "saliency", cmd_saliency, "occlusion saliency overlays (PNG) and attentive diffusion")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, DICOM, NIfTI)")
-    p.add_argument("--window", type=int, default=10, help="occluding square in pixels (default 10)")
-    p.add_argument("--stride", type=int, default=4, help="step of the window (default 4; the paper used 1)")
+    p.add_argument("--window", type=positive_int, default=10, help="occluding square in pixels (default 10)")
+    p.add_argument("--stride", type=positive_int, default=4, help="step of the window (default 4; the paper used 1)")
     p = _add(sub, common, "invariance", cmd_invariance, "feature invariance to transforms (cosine, Mahalanobis)")
     _data_options(p)
-    p.add_argument("--copies", type=int, default=8, help="random copies per image and transform (default 8)")
+    p.add_argument("--copies", type=positive_int, default=8, help="random copies per image and transform (default 8)")
 

@@ -12,7 +12,8 @@ import sys
 import traceback
 
 from .. import __version__
-from ..errors import SslZooError
+from ..errors import SslZooError, one_line
+from ..extras import missing_extra
 from ..store import cache
 from . import catalog, evaluation, hashes, hub, pretraining
 from .common import EXIT_CODES
@@ -46,21 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _known_error(exc: BaseException) -> tuple[int, str] | None:
+    if isinstance(exc, ModuleNotFoundError) and not isinstance(exc, SslZooError):
+        exc = missing_extra(exc) or exc  # an optional dependency imported without extra_imports()
     for kind, code, message in KNOWN_ERRORS:
         if isinstance(exc, kind):
-            return code, message or _one_line(exc)
+            return code, message or one_line(exc)
     return None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _unexpected(exc: BaseException, argv: list[str] | None) -> str:
     """The last resort for a bug: what failed, how to see more, where to report; one line."""
     command = " ".join(["ssl-zoo", *(sys.argv[1:] if argv is None else argv)][:3])
-    return (f"`{command}` failed unexpectedly ({type(exc).__name__}: {_one_line(exc)[:200]}); "
+    return (f"`{command}` failed unexpectedly ({type(exc).__name__}: {one_line(exc)[:200]}); "
             f"{cache.DEBUG_ENV}=1 shows the traceback; please report it to {REPORT_TO}")
 
 

@@ -195,9 +195,11 @@ def read_segmentation_pairs(image_dir: str | Path, mask_dir: str | Path) -> Samp
     masks = {_stem(p): p for p in Path(mask_dir).iterdir() if _is_image(p)}
     images = sorted(p for p in Path(image_dir).iterdir() if _is_image(p))
     unmatched = [p.name for p in images if _stem(p) not in masks]
-    if unmatched or not images:
+    if not images:
+        raise DatasetError(f"{image_dir} holds no PNG/JPEG/TIFF/DICOM/NIfTI image: give the folder of the images")
+    if unmatched:
         raise DatasetError(f"{image_dir}: {len(unmatched)} image(s) without a mask of the same name in {mask_dir} "
-                           f"(e.g. {unmatched[:1]}); name each mask like its image")
+                           f"(e.g. {unmatched[0]}); name each mask like its image")
     targets = np.asarray([masks[_stem(p)] for p in images], dtype=object)
     return Samples(images, targets, "segmentation", ("foreground",))
 
@@ -219,6 +221,9 @@ def read_dataset(path: str | Path, *, masks: str | Path | None = None,
         return read_npz(path)
     if path.suffix.lower() == ".csv":
         return read_csv_labels(path, **csv_options)
+    if not path.is_dir():
+        raise DatasetError(f"{path} is a {path.suffix or 'suffix-less'} file: give a folder of class folders, "
+                           "a .csv of image paths and labels, or a MedMNIST-style .npz")
     return read_image_folder(path)
 
 

@@ -11,10 +11,13 @@ import math
 
 import numpy as np
 
+from ..extras import extra_imports
+
 
 def classification_metrics(task: str, targets: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     """``{"accuracy", "auc"}`` of ``scores`` against hard ``targets`` (class ids, or 0/1 label matrix)."""
-    from sklearn.metrics import accuracy_score
+    with extra_imports():
+        from sklearn.metrics import accuracy_score
 
     targets, scores = np.asarray(targets), np.asarray(scores, dtype=np.float64)
     if task == "binary":
@@ -29,7 +32,8 @@ def classification_metrics(task: str, targets: np.ndarray, scores: np.ndarray) -
 
 
 def _auc(targets: np.ndarray, scores: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
+    with extra_imports():
+        from sklearn.metrics import roc_auc_score
 
     return float(roc_auc_score(targets, scores)) if len(np.unique(targets)) == 2 else math.nan
 

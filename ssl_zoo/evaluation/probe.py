@@ -24,16 +24,18 @@ from .preprocess import build_transform
 from .report import report_trials
 from .splits import label_fraction as subsample
 from .splits import make_splits
+from ..extras import extra_imports
 
 C_GRID = np.logspace(-6, 5, 45)
 
 
 def fit_classifier(x: np.ndarray, y: np.ndarray, task: str, C: float) -> Any:
     """A fitted scikit-learn pipeline (standardise + logistic regression) for ``task``."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.multiclass import OneVsRestClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    with extra_imports():
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.multiclass import OneVsRestClassifier
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
 
     classifier = LogisticRegression(C=C, max_iter=1000)
     if task == "multilabel":
@@ -58,9 +60,10 @@ def select_C(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.nda
     Ties (common on small validation sets, where AUC saturates) go to the better accuracy, then to the smaller C:
     AUC alone would pick the smallest C, whose near-zero weights rank well but predict the majority class.
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.multiclass import OneVsRestClassifier
-    from sklearn.preprocessing import StandardScaler
+    with extra_imports():
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.multiclass import OneVsRestClassifier
+        from sklearn.preprocessing import StandardScaler
 
     scaler = StandardScaler().fit(train[0])
     x_train, x_val = scaler.transform(train[0]), scaler.transform(val[0])

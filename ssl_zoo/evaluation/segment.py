@@ -25,12 +25,14 @@ from .preprocess import build_transform
 from .report import report_trials
 from .splits import label_fraction as subsample
 from .splits import make_splits
+from ..extras import extra_imports
 
 
 def dice_iou(probs: Any, masks: Any) -> tuple[Any, Any]:
     """Per-image Dice and IoU tensors of (N, 1, H, W) probabilities against 0/1 masks (empty rule above)."""
     import torch
-    from torchmetrics.functional.classification import binary_stat_scores
+    with extra_imports():
+        from torchmetrics.functional.classification import binary_stat_scores
 
     stats = binary_stat_scores(probs.flatten(1), masks.flatten(1).long(), threshold=0.5,
                                multidim_average="samplewise")
@@ -87,7 +89,8 @@ def evaluate(net: Any, samples: Samples, transform: Callable, speed: Any, batch_
 
 def fit_unet(net: Any, parts: dict[str, Samples], transforms: tuple, speed: Any, options: dict, seed: int) -> dict:
     """Dice-loss training with early stopping on validation Dice; ``net`` ends with its best weights."""
-    import segmentation_models_pytorch as smp
+    with extra_imports():
+        import segmentation_models_pytorch as smp
     import torch
 
     loss_fn = smp.losses.DiceLoss("binary", from_logits=True)

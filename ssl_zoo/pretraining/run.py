@@ -14,6 +14,7 @@ from .base import Method, MethodSettings, build_method
 from .data import TrainingDataError, ViewDataset, scan
 from .loop import LoopSettings, TrainResult, train
 from .output import CURVE, TrainingRecord, write_outputs
+from ..extras import extra_imports
 
 
 def pretrain(
@@ -121,8 +122,9 @@ def plot_losses(result: TrainResult, path: Path, title: str) -> Path | None:
     """The loss of every step as a PNG (matplotlib's Agg backend: no display needed)."""
     if not result.losses:
         return None
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    with extra_imports():
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6, 3.5), dpi=100)  # no pyplot: the caller's matplotlib backend stays as it is
     FigureCanvasAgg(fig)

@@ -22,16 +22,16 @@ import re
 import shutil
 import sys
 import tarfile
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable
 
 from .. import __version__
 from ..store import cache
-from ..errors import BundleError, ModelFolderError
+from ..errors import BundleError, ModelFolderError, one_line
 from ..modelfolder.files import replace_dir  # the same swap-in that conversions use
 from ..modelfolder.files import folder_files, is_complete, verify_folder
+from ..store.atomic import write_atomic
 from ..store.hashes import copy_hashing, file_chunks, sha256_file
 
 MANIFEST = "ssl_zoo-bundle.json"
@@ -96,15 +96,7 @@ def create_bundle(path: str | Path, names: Iterable[str] | None = None, *, progr
     if not names:
         raise BundleError(f"no model folders in {cache.home()} to bundle: run `ssl-zoo pull NAME` first")
     manifest = _manifest(names)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with open(fd, "wb") as fh:
-            _write_tar(fh, manifest, progress)
-        Path(tmp).replace(path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_atomic(Path(path), lambda fh: _write_tar(fh, manifest, progress))
     return manifest
 
 
@@ -119,8 +111,6 @@ def _write_tar(fh: BinaryIO, manifest: dict[str, Any], progress: bool) -> None:
                 with open(cache.model_dir(name) / filename, "rb") as src:
                     tar.addfile(_member(f"models/{name}/{filename}", info["size"]), src)
                 bar.update(info["size"])
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def _member(name: str, size: int) -> tarfile.TarInfo:
@@ -182,7 +172,8 @@ def _extract_verified(path: Path, staging: Path, progress: bool) -> list[str]:
     except (tarfile.TarError, EOFError, OSError) as exc:
         if isinstance(exc, FileNotFoundError):
             raise
-        raise BundleError(f"{path} is not a readable bundle ({exc}): copy it again; nothing was installed") from None
+        raise BundleError(f"{path} is not a readable bundle ({one_line(exc)}): give a file written by "
+                          "`ssl-zoo bundle create`, or copy it again; nothing was installed") from None
     missing = sorted(set(expected) - seen)
     if missing:
         raise BundleError(f"{path}: {len(missing)} files of the manifest are missing (e.g. {missing[0]}): "

@@ -25,13 +25,16 @@ from urllib.parse import quote
 from .. import __version__
 from ..store import cache
 from ..store.atomic import write_text_atomic
-from ..errors import ChecksumError, DownloadError, HubError, OfflineError, SettingError
+from ..errors import ChecksumError, DownloadError, HubError, OfflineError, SettingError, one_line, root_cause
 from ..modelfolder.files import REQUIRED, WEIGHTS, is_complete, read_config
 from ..modelfolder.files import replace_dir  # the same swap-in that conversions use
 from ..store.hashes import check_digest, recorded_digest, sha256_file
 from ..registry import Entry, get_entry
+from ..extras import extra_imports
 
 HUB_PREFIX = "hf-hub:"
+# Only a registry entry has an upstream file to convert instead; a user's own repository has none.
+_UPSTREAM_HINT = ", or set SSL_ZOO_SOURCE=upstream to convert the entry's upstream file"
 SOURCES = ("auto", "hub", "upstream")
 DEFAULT_ENDPOINT = "https://huggingface.co"
 REPO_RE = re.compile(r"^[\w.\-]+/[\w.\-]+$")
@@ -131,22 +134,17 @@ def _checked_commit(commit: str, repo_id: str) -> str:
 
 def _file_metadata(repo_id: str, filename: str, revision: str) -> Any:
     """One HEAD request (no retries: ``auto`` must fall back quickly when the Hub is down)."""
-    from huggingface_hub import get_hf_file_metadata, hf_hub_url
-    from huggingface_hub.utils import httpx
+    with extra_imports():
+        from huggingface_hub import get_hf_file_metadata, hf_hub_url
+        from huggingface_hub.utils import httpx
 
     url = hf_hub_url(repo_id, filename, revision=revision, endpoint=endpoint())
     try:
         meta = get_hf_file_metadata(url, timeout=10, library_name="ssl_zoo", library_version=__version__)
     except (OSError, httpx.HTTPError) as exc:
         raise HubError(f"cannot resolve hf-hub:{repo_id}@{revision} at {endpoint()} ({one_line(exc)}): "
-                       "check the name and the connection, or set SSL_ZOO_SOURCE=upstream") from None
+                       "check the repository id, the revision and the connection (a private repository needs HF_TOKEN)") from None
     return meta
-
-
-def one_line(exc: BaseException) -> str:
-    """The first line of an exception's message (huggingface_hub's run over several), for a one-line error."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def fetch(repo_id: str, commit: str, dest: Path, etag: str | None = None, *, entry: Entry | None = None,
@@ -183,22 +181,24 @@ def fetch(repo_id: str, commit: str, dest: Path, etag: str | None = None, *, ent
 
 
 def _download(repo_id: str, filename: str, commit: str, folder: Path, progress: bool) -> None:
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.utils import httpx
+    with extra_imports():
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.utils import httpx
 
     try:
         hf_hub_download(repo_id, filename, revision=commit, local_dir=folder, endpoint=endpoint(),
                         library_name="ssl_zoo", library_version=__version__, tqdm_class=_tqdm_class(progress))
     except (OSError, httpx.HTTPError) as exc:
         raise HubError(f"downloading {filename} of hf-hub:{repo_id}@{commit[:12]} failed ({one_line(exc)}): "
-                       "try again, or set SSL_ZOO_SOURCE=upstream") from None
+                       "check the connection and run it again") from None
 
 
 def _tqdm_class(progress: bool) -> Any:
     """huggingface_hub's bar class, switched off when progress is not wanted."""
     if progress and not cache.env_flag(cache.QUIET_ENV):
         return None
-    from huggingface_hub.utils import tqdm
+    with extra_imports():
+        from huggingface_hub.utils import tqdm
 
     class Silent(tqdm):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -224,7 +224,7 @@ def verify_download(folder: Path, what: str, etag: str | None = None, entry: Ent
     if digest != recorded or (SHA256_RE.match(etag) and etag != digest):
         raise ChecksumError(f"{what}: model.safetensors has sha256 {digest[:16]}..., but config.json records "
                             f"{recorded[:16]}... (Hub ETag {etag[:16] or '-'}): the file was altered or damaged; "
-                            "nothing was kept, report it to the repository owner or set SSL_ZOO_SOURCE=upstream")
+                            "nothing was kept, report it to the repository owner" + _UPSTREAM_HINT * (entry is not None))
     if entry is not None:
         _check_entry_source(zoo, entry, what)
     return digest
@@ -265,7 +265,7 @@ def entry_folder(name: str, *, progress: bool = True) -> Path | None:
         return fetch(repo_id, commit, folder, etag, entry=entry, progress=progress)
     except DownloadError as exc:  # unreachable, offline, no such repo; a ChecksumError is never hidden
         if choice == "hub":
-            raise
+            raise HubError(f"{exc}{_UPSTREAM_HINT}") from root_cause(exc)
         _announce_fallback(entry.name, str(exc))
         return None
 

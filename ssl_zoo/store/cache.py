@@ -54,9 +54,11 @@ def is_offline() -> bool:
 
 
 def mirror_base() -> str | None:
-    """The ``SSL_ZOO_MIRROR`` base URL without a trailing slash, or None."""
-    base = os.environ.get(MIRROR_ENV, "").strip()
-    return base.rstrip("/") or None
+    """The ``SSL_ZOO_MIRROR`` base URL without a trailing slash, or None; a plain folder path becomes ``file://``."""
+    base = os.environ.get(MIRROR_ENV, "").strip().rstrip("/")
+    if base and "://" not in base:
+        return Path(base).expanduser().resolve().as_uri()
+    return base or None
 
 
 def downloads_dir(name: str) -> Path:

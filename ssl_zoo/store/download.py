@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from ssl_zoo.store import cache
 from ssl_zoo.store.atomic import fsync_dir
-from ssl_zoo.errors import ChecksumError, DiskFullError, DownloadError, NotACheckpointError
+from ssl_zoo.errors import ChecksumError, DiskFullError, DownloadError, NotACheckpointError, root_cause
 from ssl_zoo.store.hashes import copy_hashing, file_chunks, hash_file, match_digest, sha256_file
 from ssl_zoo.store.throughput import Pace, Watch
 from ssl_zoo.store.webpages import confirm_url, looks_like_html
@@ -185,7 +185,7 @@ def _fetch_first(urls: Sequence[str], job: _Job) -> str:
     error = _give_up(job.dest, failures)
     if error is failures[-1]:
         raise error
-    raise error from failures[-1]
+    raise error from root_cause(failures[-1])
 
 
 def _give_up(dest: Path, failures: list[Exception]) -> Exception:
@@ -238,7 +238,7 @@ def _download(url: str, job: _Job) -> str:
                 raise stalled from exc
             if attempt < job.retries:
                 time.sleep(min(RETRY_BASE_DELAY * 2**attempt, max(watch.stall_left(), 0)))
-    raise DownloadError(f"{url}: {failure} (after {job.retries + 1} attempts)") from failure
+    raise DownloadError(f"{url}: {failure} (after {job.retries + 1} attempts)") from root_cause(failure)
 
 
 def _attempt(url: str, job: _Job, watch: Watch) -> str:
