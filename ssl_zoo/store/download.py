@@ -31,7 +31,7 @@ from tqdm import tqdm
 from ssl_zoo.store import cache
 from ssl_zoo.store.atomic import fsync_dir
 from ssl_zoo.errors import ChecksumError, DiskFullError, DownloadError, NotACheckpointError, root_cause
-from ssl_zoo.store.hashes import copy_hashing, file_chunks, hash_file, match_digest, sha256_file
+from ssl_zoo.store.hashes import copy_hashing, digest_matches, file_chunks, hash_file, match_digest, sha256_file
 from ssl_zoo.store.throughput import Pace, Watch
 from ssl_zoo.store.webpages import confirm_url, looks_like_html
 
@@ -249,7 +249,7 @@ def _attempt(url: str, job: _Job, watch: Watch) -> str:
         response = urllib.request.urlopen(_request(url, offset), timeout=watch.timeout(job.timeout))
     except urllib.error.HTTPError as exc:
         exc.close()
-        if exc.code == 416 and offset and job.expected and hasher.hexdigest().startswith(job.expected):
+        if exc.code == 416 and offset and job.expected and digest_matches(hasher.hexdigest(), job.expected):
             return _finish(partial, hasher.hexdigest(), url, job)  # complete: a crash came before the rename
         if exc.code == 416 and offset:  # the partial is longer than the file: start over
             partial.unlink()

@@ -88,6 +88,16 @@ def copy_file(src: Path, dest: Path) -> str:
     return result[0]
 
 
+def digest_matches(digest: str, expected: str | None) -> bool:
+    """Whether ``digest`` agrees with ``expected`` (a full sha256 or a prefix; None or empty: nothing to agree with).
+
+    Example:
+        >>> digest_matches("ab" * 32, "abab"), digest_matches("ab" * 32, "ff")
+        (True, False)
+    """
+    return not expected or digest.startswith(expected.lower())
+
+
 def match_digest(digest: str, pins: Sequence[Pin], what: str) -> None:
     """The one digest check: ``digest`` must agree with every expectation given (full digest or prefix).
 
@@ -103,7 +113,7 @@ def match_digest(digest: str, pins: Sequence[Pin], what: str) -> None:
         >>> match_digest("ab" * 32, [("abab", "pinned in the registry")], "x")
     """
     for expected, origin in pins:
-        if expected and not digest.startswith(expected.lower()):
+        if not digest_matches(digest, expected):
             raise ChecksumError(f"{what}: sha256 {digest or '(none)'} does not match {expected} ({origin}); the file "
                                 "is corrupt or changed upstream: delete it and pull again, try another mirror, "
                                 "or report it")

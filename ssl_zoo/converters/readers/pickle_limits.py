@@ -122,6 +122,7 @@ class PickleBudget:
             node = _Node(max([popped[0].depth] + [p.depth + 1 for p in popped[1:]]),
                          popped[0].size + sum(p.size for p in popped[1:]), popped[0].value)
         else:
+            self._check_call(op, arg, popped)
             node = _Node(max((p.depth for p in popped), default=-1) + 1, 1 + sum(p.size for p in popped),
                          self._value(op, arg, popped))
         self._check(node)
@@ -148,11 +149,13 @@ class PickleBudget:
             return f"{popped[0].value}.{popped[1].value}"
         if op.name.startswith("TUPLE") or op.name == "EMPTY_TUPLE":
             return tuple(p.value for p in popped[:8])
+        return None
+
+    def _check_call(self, op: Any, arg: Any, popped: list[_Node]) -> None:
         if op.name == "REDUCE" and len(popped) == 2:
             self._check_allocation(popped[0].value, popped[1].value)
         elif op.name in ("BINPERSID", "PERSID"):
             self._check_storage(popped[0].value if popped else arg)
-        return None
 
     def _check(self, node: _Node) -> None:
         if node.depth > self.limits.max_depth:
