@@ -15,7 +15,6 @@ from __future__ import annotations
 import _compat_pickle
 import contextlib
 import fnmatch
-import pickle
 import pickletools
 import threading
 from collections.abc import Callable, Iterable, Iterator
