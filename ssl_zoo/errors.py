@@ -82,6 +82,38 @@ class SettingError(SslZooError, ValueError):
     """An environment variable set to a value ssl_zoo does not know."""
 
 
+class UnknownTaskError(SslZooError, ValueError):
+    """A ``task=`` that ssl_zoo does not build."""
+
+
+class OptionError(SslZooError, ValueError):
+    """An option that cannot apply to the model or task asked for (e.g. ``features_only`` with a segmentation U-Net)."""
+
+
+class ImageInputError(SslZooError, ValueError):
+    """An input a transform cannot read as an image or a volume."""
+
+
+class UnknownMethodError(SslZooError, KeyError):
+    """A pre-training method name that does not exist."""
+
+
+class TrainingDataError(SslZooError, ValueError):
+    """The training data cannot be read or does not suit the method."""
+
+
+class ResumeError(SslZooError, ValueError):
+    """A checkpoint that does not belong to this run's settings, or no checkpoint to resume."""
+
+
+class NonFiniteLossError(SslZooError, FloatingPointError):
+    """The loss became NaN or infinite; the last checkpoint is from before it."""
+
+
+class HubFallbackWarning(UserWarning):
+    """``SSL_ZOO_SOURCE=auto`` could not reach the Hub and converts the upstream file instead."""
+
+
 class OutputFolderError(SslZooError, NotADirectoryError):
     """An output path that exists and is not a folder."""
 

@@ -35,13 +35,6 @@ def build_unet(encoder: str, *, classes: int = 1, in_chans: int = 3) -> nn.Modul
     return smp.Unet(encoder, encoder_weights=None, classes=classes, in_channels=in_chans)
 
 
-def unet_shapes(encoder: str, classes: int = 1) -> dict[str, tuple[int, ...]]:
-    """Every key of the U-Net with ``encoder`` and ``classes`` outputs, and its shape (built on the meta device)."""
-    with torch.device("meta"):
-        model = build_unet(encoder, classes=classes)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
-
-
 def file_classes(tensors: dict[str, torch.Tensor], default: int = 1) -> int:
     """The class count a U-Net state dict was trained for (its head's output channels)."""
     head = tensors.get(HEAD_WEIGHT)

@@ -140,7 +140,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _fix(args: argparse.Namespace) -> None:
-    from ..pulling import clean_stale
+    from ..converters.upstream import clean_stale
 
     removed = [path for name in (args.names or list_models()) for path in clean_stale(get_entry(name).name)]
     for path in removed:

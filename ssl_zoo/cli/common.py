@@ -11,7 +11,7 @@ import shutil
 import sys
 from typing import Any, Callable, Iterable, Sequence
 
-from ..store import cache
+from ..progress import quiet
 
 EXIT_CODES = """\
 exit codes: 0 success; 1 an error, or an entry that pull or verify found failed; 2 a usage error;
@@ -79,7 +79,8 @@ def emit(args: argparse.Namespace, records: list[dict[str, Any]], columns: list[
 
 
 def progress_enabled(args: argparse.Namespace) -> bool:
-    return not (getattr(args, "quiet", False) or cache.env_flag(cache.QUIET_ENV))
+    """Whether the user wants progress and notes: no ``--quiet`` and no ``SSL_ZOO_QUIET``."""
+    return not (getattr(args, "quiet", False) or quiet())
 
 
 def note(args: argparse.Namespace, message: str) -> None:

@@ -29,6 +29,7 @@ KNOWN_ERRORS: tuple[tuple[type[BaseException], int, str | None], ...] = (
     (PermissionError, 1, None),
 )
 
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``ssl-zoo`` argument parser."""
     common = argparse.ArgumentParser(add_help=False)

@@ -18,7 +18,6 @@ from .plots import label_efficiency_plot, model_label
 from .results import write_csv
 from .stats import summarize
 
-PROTOCOLS = ("probe", "finetune")
 # what linear_probe accepts of the options (fine-tune ones such as epochs do not apply to it)
 PROBE_OPTIONS = ("trials", "seed", "progress", "image_size", "in_chans", "batch_size", "device", "C")
 

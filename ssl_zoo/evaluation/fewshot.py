@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import DatasetError
-from .backbone import bar, load_backbone
+from ..progress import bar
+from .backbone import load_backbone
 from .data import Samples
 from .features import extract_features
 from .preprocess import build_transform
@@ -73,7 +74,7 @@ def fewshot(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: s
     if data.task == "multilabel":
         raise DatasetError("few-shot needs one class per image: give a class folder, a one-column CSV or an .npz")
     backbone = load_backbone(model, in_chans=in_chans, progress=progress)
-    transform = build_transform(str(model), backbone.model.pretrained_cfg, image_size=image_size,
+    transform = build_transform(backbone.folder, backbone.model.pretrained_cfg, image_size=image_size,
                                 in_chans=in_chans)
     feats = extract_features(backbone, data, transform, speed=Speed.fast(device), batch_size=batch_size,
                              progress=progress)

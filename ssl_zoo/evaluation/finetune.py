@@ -20,7 +20,8 @@ import numpy as np
 from ..errors import DatasetError
 from ..runtime import Distributed
 from . import parallel
-from .backbone import bar, load_backbone
+from ..progress import bar
+from .backbone import load_backbone
 from .data import ImageDataset, Samples
 from .metrics import classification_metrics, primary_metric
 from .preprocess import build_transform
@@ -131,7 +132,7 @@ def finetune_trial(model: str | Path, parts: dict[str, Samples], *, trial_seed: 
     in_chans, size, progress = options["in_chans"], options["image_size"], options["progress"]
     backbone = load_backbone(model, in_chans=in_chans, num_classes=parts["train"].num_outputs, progress=progress)
     cfg = backbone.model.pretrained_cfg
-    transforms = tuple(build_transform(str(model), cfg, image_size=size, in_chans=in_chans, train=t)
+    transforms = tuple(build_transform(backbone.folder, cfg, image_size=size, in_chans=in_chans, train=t)
                        for t in (True, False))
     net = speed.prepare(backbone.model)
     run = fit(net, trial_parts, transforms, speed, seed=trial_seed, epochs=options["epochs"],
@@ -175,7 +176,7 @@ def finetune(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: 
 
     speed = Speed.fast(device, compile=compile)
     parts, index = make_splits(data, seed=seed)
-    with distributed_session(speed.device) as dist_info:
+    with speed.numerics(), distributed_session(speed.device) as dist_info:
         options = {"in_chans": in_chans, "image_size": image_size, "progress": progress and dist_info.is_main,
                    "epochs": epochs, "patience": patience, "lr": lr, "batch_size": batch_size, "dist": dist_info}
         runs = [finetune_trial(model, parts, trial_seed=seed + t, fraction=label_fraction, options=options,

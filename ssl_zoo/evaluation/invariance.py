@@ -13,7 +13,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .backbone import bar, load_backbone
+from ..progress import bar
+from .backbone import load_backbone
 from .data import Samples, load_item
 from .preprocess import build_transform
 from .results import write_json
@@ -66,7 +67,7 @@ def invariance(model: str | Path, data: Samples, *, out_dir: str | Path | None =
 
     backbone = load_backbone(model, in_chans=in_chans, progress=progress)
     net = backbone.model.eval()
-    transform = build_transform(str(model), net.pretrained_cfg, image_size=image_size, in_chans=in_chans)
+    transform = build_transform(backbone.folder, net.pretrained_cfg, image_size=image_size, in_chans=in_chans)
     images = torch.stack([transform(load_item(item)) for item in data.items])
     clean = features_of(net, images)
     mean, inv_cov, chol = whitening(clean, eps)

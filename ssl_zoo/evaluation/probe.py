@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import DatasetError
-from .backbone import bar, load_backbone
+from ..progress import bar
+from .backbone import load_backbone
 from .data import Samples
 from .features import extract_features
 from .metrics import classification_metrics, primary_metric
@@ -126,7 +127,7 @@ def linear_probe(model: str | Path, data: Samples | dict[str, Samples], *, out_d
     from ..runtime import Speed
 
     backbone = load_backbone(model, in_chans=in_chans, progress=progress)
-    transform = build_transform(str(model), backbone.model.pretrained_cfg, image_size=image_size,
+    transform = build_transform(backbone.folder, backbone.model.pretrained_cfg, image_size=image_size,
                                 in_chans=in_chans)
     parts, index = make_splits(data, seed=seed)
     speed = Speed.fast(device)

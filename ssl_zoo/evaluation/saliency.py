@@ -70,7 +70,7 @@ def saliency(model: str | Path, images: list[Any], out_dir: str | Path, *, windo
         ``{"model", "window", "stride", "images": [{"image", "png", "attentive_diffusion"}, ...]}``.
     """
     backbone = load_backbone(model, in_chans=in_chans, progress=progress)
-    transform = build_transform(str(model), backbone.model.pretrained_cfg, image_size=image_size,
+    transform = build_transform(backbone.folder, backbone.model.pretrained_cfg, image_size=image_size,
                                 in_chans=in_chans)
     out_dir, entries = Path(out_dir), []
     for i, item in enumerate(images):

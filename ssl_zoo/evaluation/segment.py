@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .backbone import bar
+from ..progress import bar
 from .data import Samples, load_item
 from .preprocess import build_transform
 from .report import report_trials
@@ -62,14 +62,16 @@ class MaskDataset:
         return image, F.interpolate(mask, size=image.shape[-2:], mode="nearest")[0]
 
 
-def build_unet(ref: str | Path, *, in_chans: int = 3, progress: bool = True) -> tuple[Any, dict]:
-    """A one-class ``smp.Unet`` with ``ref`` as encoder (``ssl_zoo.load(task="segmentation")``) and its data config."""
+def build_unet(ref: str | Path, *, in_chans: int = 3, progress: bool = True) -> tuple[Any, dict, Path]:
+    """A one-class ``smp.Unet`` with ``ref`` as encoder (``ssl_zoo.load(task="segmentation")``), its data config
+    and the model folder ``ref`` resolved to."""
     from ..modelfolder.files import read_config
-    from ..loading import data_cfg_for, load, resolve_folder
+    from ..loading import data_cfg_for, load
+    from ..resolve import resolve_folder
 
     folder = resolve_folder(ref, progress=progress)
     unet = load(folder, task="segmentation", classes=1, in_chans=in_chans, progress=progress)
-    return unet, data_cfg_for(read_config(folder)["pretrained_cfg"], in_chans)
+    return unet, data_cfg_for(read_config(folder)["pretrained_cfg"], in_chans), folder
 
 
 def evaluate(net: Any, samples: Samples, transform: Callable, speed: Any, batch_size: int) -> dict[str, float]:
@@ -125,9 +127,9 @@ def segment_trial(model: str | Path, parts: dict[str, Samples], *, seed: int, fr
 
     torch.manual_seed(seed)
     keep = subsample(np.arange(len(parts["train"])), fraction, seed=seed)
-    unet, cfg = build_unet(model, in_chans=options["in_chans"], progress=options["progress"])
+    unet, cfg, folder = build_unet(model, in_chans=options["in_chans"], progress=options["progress"])
     # evaluation transforms for training too: an augmentation would have to move the mask with the image
-    transform = build_transform(str(model), cfg, image_size=options["image_size"], in_chans=options["in_chans"])
+    transform = build_transform(folder, cfg, image_size=options["image_size"], in_chans=options["in_chans"])
     transforms = (transform, transform)
     net = speed.prepare(unet)
     run = fit_unet(net, {**parts, "train": parts["train"].subset(keep)}, transforms, speed, options, seed)
@@ -152,8 +154,9 @@ def segment(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: s
     parts, index = make_splits(data, seed=seed)
     options = {"in_chans": in_chans, "image_size": image_size, "progress": progress, "epochs": epochs,
                "patience": patience, "lr": lr, "batch_size": batch_size}
-    runs = [segment_trial(model, parts, seed=seed + t, fraction=label_fraction, options=options, speed=speed)
-            for t in range(trials)]
+    with speed.numerics():
+        runs = [segment_trial(model, parts, seed=seed + t, fraction=label_fraction, options=options, speed=speed)
+                for t in range(trials)]
     return report_trials("segmentation", model, parts, index, runs, seed=seed, label_fraction=label_fraction,
                          metrics=("dice", "iou"), out_dir=out_dir,
                          filename="segment.json")

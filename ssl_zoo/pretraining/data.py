@@ -20,15 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
-from ..errors import SslZooError
+from ..errors import TrainingDataError
 from ..extras import extra_imports
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 VOLUME_SUFFIXES = (".nii", ".nii.gz")
-
-
-class TrainingDataError(SslZooError, ValueError):
-    """The training data cannot be read or does not suit the method."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import tarfile
 import uuid
 from pathlib import Path
@@ -31,6 +30,7 @@ from ..store import cache
 from ..errors import BundleError, ModelFolderError, one_line
 from ..modelfolder.files import replace_dir  # the same swap-in that conversions use
 from ..modelfolder.files import folder_files, is_complete, verify_folder
+from ..progress import byte_bar
 from ..store.atomic import write_atomic
 from ..store.hashes import copy_hashing, file_chunks, sha256_file
 
@@ -66,13 +66,6 @@ def _manifest(names: list[str]) -> dict[str, Any]:
     return {"format": FORMAT, "version": VERSION, "ssl_zoo_version": __version__, "models": models}
 
 
-def _bar(total: int, what: str, progress: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="B", unit_scale=True, desc=what, file=sys.stderr,
-                disable=not progress or cache.env_flag(cache.QUIET_ENV))
-
-
 def create_bundle(path: str | Path, names: Iterable[str] | None = None, *, progress: bool = True) -> dict[str, Any]:
     """Write one tar of model folders from the cache, with a manifest of their sha256s.
 
@@ -103,7 +96,7 @@ def create_bundle(path: str | Path, names: Iterable[str] | None = None, *, progr
 def _write_tar(fh: BinaryIO, manifest: dict[str, Any], progress: bool) -> None:
     total = sum(f["size"] for files in manifest["models"].values() for f in files.values())
     with tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar, \
-            _bar(total, "bundle", progress) as bar:
+            byte_bar(progress=progress, desc="bundle", total=total) as bar:
         data = json.dumps(manifest, indent=1, sort_keys=True).encode()
         tar.addfile(_member(MANIFEST, len(data)), io.BytesIO(data))
         for name, files in manifest["models"].items():
@@ -166,7 +159,7 @@ def _extract_verified(path: Path, staging: Path, progress: bool) -> list[str]:
             manifest, first = _read_manifest(tar, path)
             expected = {f"models/{n}/{f}": info for n, files in manifest["models"].items() for f, info in files.items()}
             total = sum(info["size"] for info in expected.values())
-            with _bar(total, "install", progress) as bar:
+            with byte_bar(progress=progress, desc="install", total=total) as bar:
                 seen = {_extract_member(tar, m, expected, staging, path, bar) for m in tar
                         if m.offset != first.offset}
     except (tarfile.TarError, EOFError, OSError) as exc:

@@ -24,14 +24,16 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .. import __version__
-from ..store import cache
 from ..modelfolder.card import with_repo_id
+from ..store import cache
 from ..errors import PublishError, one_line
 from ..modelfolder.files import CARD, folder_files, read_config, verify_folder
 from ..store.hashes import sha256_file
 from .hub import REPO_RE, endpoint
-from ..registry import all_entries
 from ..extras import extra_imports
+from ..progress import shown
+from ..registry import all_entries
+from ..resolve import resolve_folder
 
 
 @dataclass(frozen=True)
@@ -160,8 +162,6 @@ def publish(
                            "unset it, or check what would be sent with --dry-run")
     items = [names_or_folders] if isinstance(names_or_folders, (str, Path)) else list(names_or_folders)
     options = {"private": private, "create_pr": create_pr, "revision": revision}
-    from ..loading import resolve_folder  # imports torch: only now
-
     folders = [resolve_folder(item, progress=progress) for item in items]
     with _progress_bars(progress):
         return [_publish_one(folder, namespace, dry_run, options) for folder in folders]
@@ -174,7 +174,7 @@ def _progress_bars(progress: bool) -> Iterator[None]:
         from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
     was_disabled = are_progress_bars_disabled()
-    if not progress or cache.env_flag(cache.QUIET_ENV):
+    if not shown(progress):
         disable_progress_bars()
     try:
         yield

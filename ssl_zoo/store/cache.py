@@ -6,7 +6,7 @@ $SSL_ZOO_HOME/                      default: the user cache dir (platformdirs), 
 │             <file>.partial        an unfinished download, resumed by the next attempt
 ├── downloads/.<name>.staging-<id>/ a user's file being converted (kept only if it converts)
 ├── models/.<name>.tmp-<id>/        a conversion in progress (stale after a kill: see stale_temporaries)
-├── models/<name>/                  the converted model folder (the contract, see DESIGN.md §2)
+├── models/<name>/                  the converted model folder (the contract: ARCHITECTURE.md)
 │   ├── model.safetensors
 │   ├── config.json
 │   └── README.md
