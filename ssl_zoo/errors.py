@@ -122,6 +122,22 @@ class MissingExtraError(SslZooError, ModuleNotFoundError):
     """An optional dependency that is not installed; the message names the extra that brings it."""
 
 
+class UnknownDatasetError(SslZooError, KeyError):
+    """A dataset card name that does not exist."""
+
+
+class DatasetLayoutError(DatasetError, FileNotFoundError):
+    """A dataset root that lacks a file or folder of the card's layout (also a ``FileNotFoundError``)."""
+
+
+class DatasetLabelError(DatasetError):
+    """Label values a card does not know, or a class with no image: reading them would change the task."""
+
+
+class DatasetSplitError(DatasetError):
+    """A split that cannot be scored: no positive of a scored finding, or an empty split."""
+
+
 def one_line(exc: BaseException) -> str:
     """The first line of an exception's message (tarfile's and huggingface_hub's run over several lines)."""
     text = str(exc).strip()
@@ -147,3 +163,19 @@ class ResourceLimitError(NotACheckpointError):
 
 class StalledDownloadError(DownloadError):
     """A transfer stayed below the minimum rate, or sent nothing for the stall budget; its partial file is kept."""
+
+
+class UnknownPresetError(SslZooError, KeyError):
+    """A protocol or protocol-preset name that does not exist; the message lists the valid ones."""
+
+
+class PresetError(SslZooError, ValueError):
+    """A preset table or a setting override that does not fit the protocol's settings (unknown field, wrong type)."""
+
+
+class RunExistsError(SslZooError, FileExistsError):
+    """A pre-training run folder that already holds a run; ``--resume`` continues it, ``--overwrite`` replaces it."""
+
+
+class PictureWarning(UserWarning):
+    """A figure (an extra beside a result) could not be drawn; the result itself was written."""

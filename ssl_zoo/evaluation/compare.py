@@ -68,7 +68,7 @@ def compare(models: Sequence[str | Path], data: Samples | dict[str, Samples], ou
                      for i, v in enumerate(values)]
             rows.append({"model": str(model), "label_fraction": fraction, **summarize(values)})
     files = write_outputs(out_dir, runs, rows, metric=metric, title=f"{protocol}, {metric}")
-    return {"rows": rows, "files": files}
+    return {"rows": rows, "files": files, "dataset": getattr(data, "card", None)}
 
 
 def write_outputs(out_dir: Path, runs: list[dict], rows: list[dict], *, metric: str, title: str) -> dict[str, Path]:

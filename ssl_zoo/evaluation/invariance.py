@@ -15,7 +15,7 @@ import numpy as np
 
 from ..progress import bar
 from .backbone import load_backbone
-from .data import Samples, load_item
+from .data import Samples
 from .preprocess import build_transform
 from .results import write_json
 
@@ -68,7 +68,7 @@ def invariance(model: str | Path, data: Samples, *, out_dir: str | Path | None =
     backbone = load_backbone(model, in_chans=in_chans, progress=progress)
     net = backbone.model.eval()
     transform = build_transform(backbone.folder, net.pretrained_cfg, image_size=image_size, in_chans=in_chans)
-    images = torch.stack([transform(load_item(item)) for item in data.items])
+    images = torch.stack([transform(data.load(i)) for i in range(len(data))])
     clean = features_of(net, images)
     mean, inv_cov, chol = whitening(clean, eps)
     torch.manual_seed(seed)
@@ -78,7 +78,8 @@ def invariance(model: str | Path, data: Samples, *, out_dir: str | Path | None =
         per_copy = [invariance_scores(clean, features_of(net, torch.stack([move(x) for x in images])), mean, inv_cov,
                                       chol) for _ in range(copies)]
         scores[name] = {k: float(np.mean([p[k] for p in per_copy])) for k in per_copy[0]}
-    record = {"model": str(model), "images": len(images), "copies": copies, "eps": eps, "transforms": scores}
+    record = {"model": str(model), "images": len(images), "copies": copies, "eps": eps, "dataset": data.card,
+              "transforms": scores}
     if out_dir is not None:
         write_json(Path(out_dir) / "invariance.json", record)
     return record
