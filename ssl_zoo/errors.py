@@ -169,6 +169,14 @@ def root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
+class ResourceLimitError(NotACheckpointError):
+    """A file declares more than ssl_zoo's budget for it allows (size, depth, memo, ratio); nothing was allocated."""
+
+
+class StalledDownloadError(DownloadError):
+    """A transfer stayed below the minimum rate, or sent nothing for the stall budget; its partial file is kept."""
+
+
 class UnknownPresetError(SslZooError, KeyError):
     """A protocol or protocol-preset name that does not exist; the message lists the valid ones."""
 

@@ -13,7 +13,7 @@ from .architectures.tf_same import apply_same_padding
 from .errors import ModelFolderError
 from .frameworks import check_framework
 from .guard import attach_guard, guard_enabled
-from .modelfolder.files import read_config, read_weights
+from .modelfolder.files import read_config, read_weights, verify_folder
 from .resolve import resolve_folder
 
 
@@ -26,13 +26,16 @@ def folder_arch(config: dict, folder: Path) -> str:
     raise ModelFolderError(f"{folder}: architecture {timm_name!r} is not one ssl_zoo builds; load it with timm")
 
 
-def load_state_dict(name_or_path: str | Path, *, progress: bool = True) -> dict[str, torch.Tensor]:
+def load_state_dict(name_or_path: str | Path, *, progress: bool = True,
+                    verify: bool = False) -> dict[str, torch.Tensor]:
     """The converted backbone tensors, under torchvision/timm key names.
 
     Args:
         name_or_path: A registry name (``"moco-v2"``), ``"hf-hub:ORG/REPO[@REV]"``, ``"local-dir:PATH"`` or a
             model folder path.
         progress: Show download progress when the entry has to be pulled.
+        verify: Re-hash ``model.safetensors`` against ``config.json`` first (also ``SSL_ZOO_VERIFY=1``); the
+            cheap checks (recorded size, header) run on every load.
 
     Returns:
         ``{key: tensor}`` on CPU; float32, with ``num_batches_tracked`` as int64.
@@ -46,8 +49,7 @@ def load_state_dict(name_or_path: str | Path, *, progress: bool = True) -> dict[
         torch.Size([64, 3, 7, 7])
     """
     folder = resolve_folder(name_or_path, progress=progress)
-    read_config(folder)  # a clear error for an incomplete folder
-    return read_weights(folder)
+    return read_weights(folder, verify=verify)
 
 
 def load(
@@ -63,6 +65,7 @@ def load(
     framework: str = "timm",
     spatial_dims: int = 2,
     guard: bool = True,
+    verify: bool = False,
 ) -> nn.Module:
     """A pre-trained model in eval mode, pulled and converted on first use.
 
@@ -89,6 +92,8 @@ def load(
             (``ssl_zoo.architectures.inflate``).
         guard: Check the first batch against the entry's preprocessing and warn once if it looks raw
             (``ssl_zoo.guard``); ``SSL_ZOO_INPUT_GUARD=0`` turns it off everywhere.
+        verify: Re-hash ``model.safetensors`` against ``config.json`` first (also ``SSL_ZOO_VERIFY=1``); the
+            cheap checks (recorded size, header) run on every load.
 
     Returns:
         A timm ``nn.Module`` (or timm ``FeatureListNet`` with ``features_only``) in eval mode, or a MONAI network.
@@ -109,6 +114,8 @@ def load(
     check_task(task)
     folder = resolve_folder(name_or_path, progress=progress)
     config = read_config(folder)
+    if verify:  # SSL_ZOO_VERIFY=1 is honoured by read_weights itself
+        verify_folder(folder)
     check_framework(framework, spatial_dims, config)
     if framework == "monai":
         from .frameworks.monai import MonaiOptions, load_monai
