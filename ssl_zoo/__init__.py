@@ -38,6 +38,7 @@ _LAZY = {
     "saliency": "evaluation.saliency",
     "invariance": "evaluation.invariance",
     "transforms": "preprocessing",
+    "save_monai": "frameworks.monai_folder",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from ..errors import MonitorSetupError
 from ..store.atomic import write_atomic
-from .data import ResumableBatches, Sample
+from .data import Sample
 from .metrics import MetricsLog
 
 BEST = "best.pt"
@@ -100,9 +100,15 @@ def split_validation(samples: list[Sample], fraction: float, *, seed: int) -> tu
 
 
 @torch.no_grad()
-def validation_loss(forward: Callable[[dict], torch.Tensor], dataset, *, per_rank: int, rank: int = 0,
-                    world: int = 1, loader_kwargs: dict | None = None, device: torch.device | str = "cpu") -> float:
-    """The mean of ``forward(batch)`` (the method's loss) over the validation batches of this rank.
+def validation_loss(forward: Callable[[dict], torch.Tensor], dataset, batches, *, world: int = 1,
+                    loader_kwargs: dict | None = None, device: torch.device | str = "cpu") -> float:
+    """The mean of ``forward(batch)`` (the method's loss) over this rank's validation ``batches``.
+
+    Args:
+        forward: The method's loss of one batch.
+        dataset: The validation views.
+        batches: This rank's batch sampler over ``dataset`` (the method's, with fixed seeds), or None when
+            the split has fewer images than there are processes.
 
     Under DDP every rank runs the same number of batches (collectives inside the loss stay matched) and the
     result is averaged over ranks. The sum stays on ``device``: one read-back per validation, not per batch.
@@ -110,11 +116,9 @@ def validation_loss(forward: Callable[[dict], torch.Tensor], dataset, *, per_ran
     Raises:
         MonitorSetupError: When the split has fewer images than there are processes.
     """
-    batch = min(per_rank, len(dataset) // world)
-    if batch < 1:
+    if batches is None:
         raise MonitorSetupError(f"the validation split has {len(dataset)} images for {world} processes: "
                                 "raise --val-fraction or pass --val-fraction 0")
-    batches = ResumableBatches(len(dataset), batch, seed=VALIDATION_SEED, epoch=0, rank=rank, world=world)
     loader = DataLoader(dataset, batch_sampler=batches, generator=torch.Generator(), **(loader_kwargs or {}))
     total = torch.zeros(2, dtype=torch.float64, device=device)
     for item in loader:
