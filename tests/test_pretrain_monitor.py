@@ -121,6 +121,9 @@ def test_best_checkpoint_selection_and_early_stop(images, tmp_path, monkeypatch)
     watched = json.loads((tmp_path / "model" / "config.json").read_text())["ssl_zoo"]["training"]["watched"]
     assert watched["output"] == "best-validation" and watched["output_step"] == 4 and watched["stopped_early"]
     assert watched["why"] == "as the paper" and watched["best_val_loss"] == 1.0
+    deviations = json.loads((tmp_path / "model" / "config.json").read_text())["ssl_zoo"]["training"]["settings"][
+        "deviations"]
+    assert "select 'best-validation' (set by the user; paper recipe: 'last')" in deviations
     assert [v for _, v in watched["validation"]] == [3.0, 1.0, 2.0, 4.0]
 
 

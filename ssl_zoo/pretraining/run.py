@@ -129,7 +129,7 @@ def pretrain(
                        intensity_recipe=str(intensity_of(intensity)))
         record = TrainingRecord(method, model.paper, str(data), recipe.epochs, recipe.batch_size, result.steps,
                                 result.final_loss, str(init or "random"), recipe.image_size, model.settings.mean,
-                                model.settings.std, run_record(resolved, model, options or {}, resume), watched)
+                                model.settings.std, run_record(resolved, model, options or {}, resume, watch), watched)
         written = write_outputs(model.cpu(), run_dir, record)
         best = watched["output_step"] if watched["output"] == "best-validation" else None
         add_loss_curve(result.losses, run_dir, method, list(written.values()), validation=monitor.state.validation,
@@ -137,14 +137,20 @@ def pretrain(
         return written
 
 
-def run_record(resolved: Resolved, method: Method, given: dict[str, Any], resumed: bool) -> dict[str, Any]:
-    """The recipe record of the card: the options as run, the user's options among the deviations, and the
-    extension rule when the run was resumed."""
+def run_record(resolved: Resolved, method: Method, given: dict[str, Any], resumed: bool,
+               watch: MonitorSettings | None = None) -> dict[str, Any]:
+    """The recipe record of the card: the options as run, the user's options (and output selection / early
+    stop) among the deviations, and the extension rule when the run was resumed."""
     record = resolved.record()
     record["options"] = dict(method.opts)
     paper = {**method.defaults, **resolve(method.name).options}
     record["deviations"] += [f"option {k}={v!r} (set by the user; paper recipe: {paper.get(k)!r})"
                              for k, v in given.items() if v != paper.get(k)]
+    recipe = resolved.recipe
+    for key, asked, paper_value in (("select", watch and watch.select, recipe.select),
+                                    ("early_stop", watch and watch.early_stop, recipe.early_stop)):
+        if asked is not None and asked != paper_value:
+            record["deviations"].append(f"{key} {asked!r} (set by the user; paper recipe: {paper_value!r})")
     if resumed:
         record["resume_rule"] = EXTEND_RULE
     return record
