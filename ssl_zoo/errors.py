@@ -88,3 +88,8 @@ class UnknownPresetError(SslZooError, KeyError):
 
 class PresetError(SslZooError, ValueError):
     """A preset table or a setting override that does not fit the protocol's settings (unknown field, wrong type)."""
+
+
+class StatisticWarning(UserWarning):
+    """A result computed on data too small to support it (a singular covariance, one class in a test set): the
+    number is reported, with this warning saying why it should not be trusted and what to give instead."""

@@ -39,12 +39,14 @@ class Samples:
             (N,) mask paths (segmentation).
         task: One of ``TASKS``.
         classes: Class or label names.
+        groups: Per-sample group id (patient / study); None: one per image.
     """
 
     items: Sequence[Any] | np.ndarray
     targets: np.ndarray
     task: str
     classes: tuple[str, ...]
+    groups: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -53,7 +55,8 @@ class Samples:
         """The samples at ``indices``, in that order."""
         idx = np.asarray(indices, dtype=np.int64)
         items = self.items[idx] if isinstance(self.items, np.ndarray) else [self.items[i] for i in idx]
-        return Samples(items, self.targets[idx], self.task, self.classes)
+        groups = None if self.groups is None else np.asarray(self.groups)[idx]
+        return Samples(items, self.targets[idx], self.task, self.classes, groups=groups)
 
     @property
     def num_outputs(self) -> int:

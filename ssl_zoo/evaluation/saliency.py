@@ -101,17 +101,27 @@ def check_size(image_size: int, window: int) -> None:
 
 
 def save_overlay(pixels: Any, saliency: np.ndarray, path: Path, title: str) -> list[Path]:
-    """The cropped image with the map over it in ``jet`` (alpha 0.6, as upstream), a colourbar; PNG + PDF + SVG."""
+    """The cropped input beside it with the map over it (``jet``, alpha 0.6 as upstream) and a colourbar.
+
+    Returns:
+        The PNG, PDF and SVG written.
+    """
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(4.6, 4), dpi=150)
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7.2, 3.5), dpi=150)
     shown = pixels.permute(1, 2, 0).numpy()
-    ax.imshow(shown if shown.shape[-1] == 3 else shown[..., 0], cmap="gray")
-    layer = ax.imshow(saliency, cmap="jet", alpha=0.6)
-    bar_ = fig.colorbar(layer, ax=ax, fraction=0.046, pad=0.04)
-    bar_.set_label(r"feature change $\|f(x)-f(x_{occ})\| / \|f(x)\|$", fontsize=8)
-    bar_.ax.tick_params(labelsize=7)
-    ax.set_title(title, fontsize=8)
-    ax.axis("off")
+    for ax, label in ((left, "input (crop)"), (right, "occlusion saliency")):
+        ax.imshow(shown, cmap="gray")
+        ax.set_title(label, fontsize=8)
+        ax.axis("off")
+    scale = Normalize(float(saliency.min()), float(saliency.max()))
+    right.imshow(saliency, cmap="jet", norm=scale, alpha=0.6)
+    colourbar = fig.colorbar(ScalarMappable(scale, "jet"), ax=right, fraction=0.046, pad=0.04)
+    colourbar.set_label(r"$\|f(x)-f(x_{occ})\| / \|f(x)\|$, window mean", fontsize=7)
+    colourbar.ax.tick_params(labelsize=7)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return save_figure(fig, path)
 
