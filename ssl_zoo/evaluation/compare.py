@@ -125,7 +125,8 @@ def run_cell(cell: Cell, protocol: str, parts: dict[str, Samples], out_dir: Path
 def compare(models: Sequence[str | Path], data: Samples | dict[str, Samples], out_dir: str | Path, *,
             protocol: str = "finetune", label_fractions: Sequence[float] = (0.1, 1.0), trials: int = 3,
             metric: str = "auc", seed: int = 0, shard: tuple[int, int] | str | None = None,
-            test: str = "bootstrap", resamples: int = 2000, progress: bool = True, **options: Any) -> dict[str, Any]:
+            test: str = "bootstrap", resamples: int = 2000, dataset: str | None = None, progress: bool = True,
+            **options: Any) -> dict[str, Any]:
     """Run ``protocol`` for every model, label fraction and trial (or this shard's share); write the outputs.
 
     Args:
@@ -140,6 +141,7 @@ def compare(models: Sequence[str | Path], data: Samples | dict[str, Samples], ou
         shard: ``(k, n)`` or ``"k/n"``: run only this machine's cells.
         test: "bootstrap" (paired bootstrap of the metric) or "delong" (AUC, binary tasks).
         resamples: Bootstrap draws.
+        dataset: The dataset's name for the figure title (default: its card's name).
         progress: Progress bars on stderr.
         **options: Passed to the protocol (``preset``, ``device``, settings overrides ...).
 
@@ -169,7 +171,7 @@ def compare(models: Sequence[str | Path], data: Samples | dict[str, Samples], ou
     if not missing:
         records = {c: json.loads((c.folder(out_dir) / filename).read_text()) for c in cells}
         rows, runs = summary_rows(records, parts["test"], metric, test, resamples, seed)
-        title = f"{dataset_name(data)}: {protocol}, test {metric}"
+        title = f"{dataset or dataset_name(data)}: {protocol} protocol, test {'AUC' if metric == 'auc' else metric}"
         result.update(rows=rows, files=write_outputs(out_dir, runs, rows, metric=metric, title=title, test=test))
     return result
 

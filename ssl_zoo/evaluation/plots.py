@@ -19,6 +19,7 @@ def pyplot() -> Any:
 VECTOR_SUFFIXES = (".pdf", ".svg")
 # metrics bounded to [0, 1]: intervals are clipped to this range in figures
 BOUNDED_METRICS = ("auc", "accuracy", "mean_per_class_accuracy", "dice", "iou")
+METRIC_LABELS = {"auc": "test AUC (macro)", "accuracy": "test accuracy", "dice": "test Dice"}
 
 
 def save_figure(fig: Any, path: str | Path) -> list[Path]:
@@ -65,23 +66,26 @@ def label_efficiency_plot(rows: Sequence[dict[str, Any]], path: str | Path, *, m
     """
     plt = pyplot()
     bounded = metric in BOUNDED_METRICS
-    fig, ax = plt.subplots(figsize=(5.5, 4), dpi=150)
-    for model in dict.fromkeys(r["model"] for r in rows):
+    fig, ax = plt.subplots(figsize=(6.5, 4), dpi=150)
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    for i, model in enumerate(models):
         points = sorted((r for r in rows if r["model"] == model and r["mean"] is not None),
                         key=lambda r: r["label_fraction"])
         errors = clipped_errors(points, 0.0 if bounded else None, 1.0 if bounded else None)
-        ax.errorbar([100 * r["label_fraction"] for r in points], [r["mean"] for r in points], yerr=errors,
+        dodge = 1.04 ** (i - (len(models) - 1) / 2)  # side by side on the log axis, so bars do not hide each other
+        ax.errorbar([100 * r["label_fraction"] * dodge for r in points], [r["mean"] for r in points], yerr=errors,
                     marker="o", capsize=3, label=model_label(model))
     ax.set_xscale("log")
     fractions = sorted({100 * r["label_fraction"] for r in rows})
     ax.set_xticks(fractions, [f"{f:g}" for f in fractions])
     ax.minorticks_off()
     ax.set_xlabel("labelled training images (%, log scale)")
-    ax.set_ylabel(metric)
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     trials = sorted({r["n"] for r in rows if r.get("n")})
-    ax.legend(fontsize=7, title=f"mean ± 95 % CI (t), {'/'.join(map(str, trials))} trials", title_fontsize=7)
+    ax.legend(fontsize=7, title=f"mean ± 95 % CI (t)\nover {'/'.join(map(str, trials))} trials", title_fontsize=7,
+              loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     return save_figure(fig, path)
 
