@@ -65,7 +65,7 @@ def test_saliency_map_and_attentive_diffusion_match_the_hand_computation(r18_fol
     saved = json.loads((tmp_path / "saliency.json").read_text())
     assert saved["preset"]["preset"] == "ssl-transfer"
     assert sorted(saved["preset"]["overridden"]) == ["image_size", "window"]
-    assert saved["normalisation"]["mean"] == [0.485, 0.456, 0.406]
+    assert saved["normalization"]["mean"] == [0.485, 0.456, 0.406]
     for suffix in (".png", ".pdf", ".svg"):
         assert any(f.endswith(suffix) for f in record["images"][0]["figures"])
 

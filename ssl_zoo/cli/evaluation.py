@@ -1,6 +1,8 @@
 """`ssl-zoo` subcommands of the evaluation protocols: probe, finetune, fewshot, segment, compare, saliency,
-invariance. Each parses, calls the library function in ``ssl_zoo.evaluation`` and prints a summary (or ``--json``);
-result files go to ``--out``. torch and friends are imported inside the handlers only.
+invariance, and ``presets`` (the protocol presets with their settings and sources). Each parses, calls the library
+function in ``ssl_zoo.evaluation`` and prints a summary (or ``--json``); result files go to ``--out``. A protocol
+command runs its ``--preset`` (default: its paper's); an option given on the command line overrides that one setting
+(options default to None, "not given"), and the results record says which. torch is imported inside the handlers only.
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 from typing import Any, Callable
+
+from .common import add_command
 
 DEFAULT_OUT = "ssl_zoo_runs"
 SUMMARY_HEADERS = ("MODEL", "LABELS", "METRIC", "MEAN", "STD", "95% CI", "TRIALS")
@@ -49,6 +53,26 @@ def _common(args: argparse.Namespace) -> dict[str, Any]:
             "progress": progress_enabled(args)}
 
 
+# CLI option (argparse dest) -> settings field, per protocol command; None values are "not given"
+OVERRIDES = {
+    "probe": {"C": "C", "batch_size": "batch_size", "normalization": "normalization", "metric": "metric",
+              "max_iter": "max_iter", "features": "features"},
+    "finetune": {"steps": "steps", "epochs": "epochs", "patience": "patience", "lr": "lr", "wd": "weight_decay",
+                 "batch_size": "batch_size", "search": "search", "grid_size": "grid_size",
+                 "early_stopping": "early_stopping", "normalization": "normalization", "select_on": "select_on"},
+    "fewshot": {"n_way": "n_way", "k_shot": "k_shot", "n_query": "n_query", "episodes": "episodes",
+                "batch_size": "batch_size", "normalization": "normalization"},
+    "segment": {"epochs": "epochs", "patience": "patience", "lr": "lr", "batch_size": "batch_size",
+                "keep_decoder": "keep_decoder", "normalization": "normalization"},
+}
+
+
+def _protocol(args: argparse.Namespace) -> dict[str, Any]:
+    """``preset`` plus the setting overrides given on the command line, and the common options."""
+    given = {field: getattr(args, dest) for dest, field in OVERRIDES[args.command].items()}
+    return {"preset": args.preset, **_common(args), **given}
+
+
 def _out(args: argparse.Namespace) -> str:
     return args.out or f"{DEFAULT_OUT}/{args.command}"
 
@@ -58,7 +82,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from ..evaluation.probe import linear_probe
 
     record = linear_probe(args.model, _read(args), out_dir=_out(args), label_fraction=args.label_fraction,
-                          trials=args.trials, seed=args.seed, C=args.C, batch_size=args.batch_size, **_common(args))
+                          trials=args.trials, seed=args.seed, **_protocol(args))
     return _print_record(args, record, _summary_rows(record))
 
 
@@ -67,8 +91,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from ..evaluation.finetune import finetune
 
     record = finetune(args.model, _read(args), out_dir=_out(args), label_fraction=args.label_fraction,
-                      trials=args.trials, seed=args.seed, epochs=args.epochs, patience=args.patience, lr=args.lr,
-                      batch_size=args.batch_size, compile=args.compile, **_common(args))
+                      trials=args.trials, seed=args.seed, compile=args.compile, **_protocol(args))
     return _print_record(args, record, _summary_rows(record))
 
 
@@ -77,8 +100,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from ..evaluation.segment import segment
 
     record = segment(args.model, _read(args), out_dir=_out(args), label_fraction=args.label_fraction,
-                     trials=args.trials, seed=args.seed, epochs=args.epochs, patience=args.patience, lr=args.lr,
-                     batch_size=args.batch_size, **_common(args))
+                     trials=args.trials, seed=args.seed, **_protocol(args))
     return _print_record(args, record, _summary_rows(record))
 
 
@@ -86,8 +108,7 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
     """``ssl-zoo fewshot MODEL DATA``."""
     from ..evaluation.fewshot import fewshot
 
-    record = fewshot(args.model, _read(args), out_dir=_out(args), n_way=args.n_way, k_shot=args.k_shot,
-                     n_query=args.n_query, episodes=args.episodes, seed=args.seed, **_common(args))
+    record = fewshot(args.model, _read(args), out_dir=_out(args), seed=args.seed, **_protocol(args))
     return _print_record(args, record, _summary_rows({**record, "summary": {"accuracy": record["summary"]}}))
 
 
@@ -139,8 +160,41 @@ def cmd_invariance(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_presets(args: argparse.Namespace) -> int:
+    """``ssl-zoo presets``: every protocol preset, its protocols' settings and its sources."""
+    from ..evaluation.presets import list_presets
+
+    rows = list_presets()
+    if args.name:
+        rows = [r for r in rows if r["name"] == args.name] or _unknown_preset(args.name)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        default = f" (default for {', '.join(row['defaults_for'])})" if row["defaults_for"] else ""
+        print(f"{row['name']}{default}: {row['title']}")
+        for protocol, settings in row["protocols"].items():
+            print(f"  [{protocol}] " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+        print("\n".join([f"  source: {u}" for u in row["sources"]] + [f"  note: {n}" for n in row["notes"]]))
+    return 0
+
+
+def _unknown_preset(name: str) -> list:
+    from ..evaluation.presets import read_preset
+
+    read_preset(name)  # raises UnknownPresetError listing the valid names
+    return []
+
+
+def _preset_option(p: argparse.ArgumentParser, protocol: str) -> None:
+    p.add_argument("--preset", metavar="NAME", help=f"protocol preset (default: the {protocol} paper's; "
+                   "`ssl-zoo presets` lists them); other options override single settings")
+    p.add_argument("--normalization", choices=("paper", "entry", "imagenet", "none", "histogram", "chestx-ray"),
+                   help="normalisation rule (default: the preset's; entry = the model's own mean/std)")
+
+
 def _model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--image-size", type=int, help="square resize instead of the entry's preprocessing (fast runs)")
+    p.add_argument("--image-size", type=int, help="crop size (default: the preset's, 224); small sizes make fast runs")
     p.add_argument("--in-chans", type=int, default=3, help="model input channels (1: grayscale stem; default 3)")
     p.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA when present)")
     p.add_argument("--seed", type=int, default=0, help="seed of the splits and of trial 0 (default 0)")
@@ -156,19 +210,17 @@ def _data_options(p: argparse.ArgumentParser, positional: bool = True) -> None:
                    help="CSV: what -1 (uncertain) becomes (default zeros; lsr-*: seeded uniform soft labels)")
 
 
-def _training_options(p: argparse.ArgumentParser, epochs: int, lr: float, batch: int) -> None:
+def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-fraction", type=float, default=1.0, help="share of the training labels (default 1)")
     p.add_argument("--trials", type=int, default=1, help="independent runs, seed + t (default 1)")
-    p.add_argument("--epochs", type=int, default=epochs, help=f"maximum epochs (default {epochs})")
-    p.add_argument("--patience", type=int, default=10, help="early stopping patience in epochs (default 10)")
-    p.add_argument("--lr", type=float, default=lr, help=f"Adam learning rate (default {lr:g})")
-    p.add_argument("--batch-size", type=int, default=batch, help=f"images per step (default {batch})")
+    p.add_argument("--epochs", type=int, help="maximum epochs (default: the preset's)")
+    p.add_argument("--patience", type=int, help="early stopping patience in checks (default: the preset's)")
+    p.add_argument("--lr", type=float, help="learning rate (default: the preset's)")
+    p.add_argument("--batch-size", type=int, help="images per step (default: the preset's)")
 
 
 def _add(sub: Any, common: argparse.ArgumentParser, name: str, func: Callable, summary: str,
          model_nargs: str | None = None) -> argparse.ArgumentParser:
-    from .common import add_command
-
     p = add_command(sub, common, name, func, summary)
     if model_nargs:
         p.add_argument("models", nargs=model_nargs, metavar="MODEL", help="registry names or model folders")
@@ -180,25 +232,43 @@ def _add(sub: Any, common: argparse.ArgumentParser, name: str, func: Callable, s
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add this module's subcommands to the `ssl-zoo` parser."""
+    p = add_command(sub, common, "presets", cmd_presets, "protocol presets: settings and upstream sources")
+    p.add_argument("name", nargs="?", help="show this preset only")
     p = _add(sub, common, "probe", cmd_probe, "linear probe on frozen features (C chosen on a validation split)")
     _data_options(p)
+    _preset_option(p, "linear probe (ssl-transfer)")
     p.add_argument("--label-fraction", type=float, default=1.0, help="share of the training labels (default 1)")
     p.add_argument("--trials", type=int, default=1, help="runs with different label subsets (default 1)")
     p.add_argument("--C", type=float, help="skip the C search and use this value")
-    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
+    p.add_argument("--metric", choices=("accuracy", "mean_per_class_accuracy", "auc", "dataset"),
+                   help="C selection metric (default: the dataset's, else accuracy)")
+    p.add_argument("--features", choices=("raw", "standardized"), help="default raw, as upstream")
+    p.add_argument("--max-iter", type=int, help="lbfgs iterations per fit (default 100, as upstream)")
+    p.add_argument("--batch-size", type=int, help="images per forward pass (default 64)")
     p = _add(sub, common, "finetune", cmd_finetune, "fine-tune every layer with a new head (early stopping)")
     _data_options(p)
-    _training_options(p, epochs=100, lr=2e-4, batch=32)
+    _preset_option(p, "fine-tune (ssl-transfer)")
+    _training_options(p)
+    p.add_argument("--steps", type=int, help="step budget (0: train by --epochs; default: the preset's)")
+    p.add_argument("--wd", type=float, help="weight decay (default: the preset's)")
+    p.add_argument("--search", action="store_true", default=None, help="search the upstream lr/wd grid first")
+    p.add_argument("--grid-size", type=int, help="values per axis of the --search grid (default 2)")
+    p.add_argument("--early-stopping", action=argparse.BooleanOptionalAction, help="default: the preset's")
+    p.add_argument("--select-on", choices=("accuracy", "mean_per_class_accuracy", "auc", "loss", "dataset"))
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
     p = _add(sub, common, "segment", cmd_segment, "train a U-Net with the model as encoder; Dice and IoU")
     p.add_argument("data", metavar="IMAGES", help="folder of images")
     p.add_argument("--masks", required=True, metavar="DIR", help="folder of masks named like the images")
     _data_options(p, positional=False)
-    _training_options(p, epochs=50, lr=1e-3, batch=8)
+    _preset_option(p, "segmentation (benchmark-transfer)")
+    _training_options(p)
+    p.add_argument("--keep-decoder", action="store_true", default=None,
+                   help="keep a U-Net entry's pre-trained decoder (default: encoder-only transfer, as upstream)")
     p = _add(sub, common, "fewshot", cmd_fewshot, "prototypical-network n-way k-shot accuracy on frozen features")
     _data_options(p)
-    for flag, default in (("--n-way", 5), ("--k-shot", 5), ("--n-query", 15), ("--episodes", 600)):
-        p.add_argument(flag, type=int, default=default, help=f"default {default}")
+    _preset_option(p, "few-shot (ssl-transfer)")
+    for flag in ("--n-way", "--k-shot", "--n-query", "--episodes", "--batch-size"):
+        p.add_argument(flag, type=int, help="default: the preset's (5, 5, 15, 600, 64)")
     p = _add(sub, common, "compare", cmd_compare, "many models x label fractions x trials: table and plot",
              model_nargs="+")
     p.add_argument("--data", required=True, metavar="DATA", help="class folder, CSV or .npz")

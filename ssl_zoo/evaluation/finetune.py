@@ -1,41 +1,137 @@
-"""Full fine-tuning (BenchmarkTransferLearning protocol): every layer trains, a new linear head on top.
+"""Full fine-tuning under a preset: every layer trains with a new linear head on top.
 
-Adam (lr 2e-4); BCE-with-logits for binary (one logit) and multilabel, cross-entropy for multiclass;
-``ReduceLROnPlateau(factor=0.5, patience=5)`` and early stopping (``patience`` epochs without improvement, default
-10) both on the validation metric (AUC, or accuracy where AUC is undefined); the best epoch's weights are scored on
-the test split. Trial ``t`` uses seed ``seed + t`` for the label-fraction subset, the head initialisation and the
-batch order; the splits use ``seed``. On CUDA the loop runs with ``runtime.Speed.fast()`` (bf16 autocast,
-channels_last, cuDNN benchmark, pinned memory and workers, optional ``torch.compile``); launched by ``torchrun``,
-it trains with DDP (``parallel``) and rank 0 writes the results.
+Preset ``ssl-transfer`` (the medical fork's ``finetune.py -e``): a step budget of 5000 SGD steps (momentum 0.9,
+Nesterov, lr 1e-2, weight decay 1e-8), ``CosineAnnealingLR(T_max=steps)`` stepped every step, batch 64, training
+``RandomResizedCrop(224, bicubic)`` + flip; every 200 steps the validation score (accuracy, or the dataset's metric)
+is checked: the first check sets the best, a lower score counts one, an equal or higher one resets the count and
+keeps the weights; at 3 counts training stops and the best weights come back. Without early stopping the final
+training uses train + val (upstream ``trainval``). ``search`` runs the upstream grid first: ``lr`` in
+``logspace(-4, -1, grid_size)`` descending x ``wd`` in ``[0] + logspace(-6, -3, grid_size)``, each pair trained as
+``(lr, wd / lr)`` on train for the full budget and scored on val; the strictly best pair wins.
+
+Preset ``benchmark-transfer`` (BenchmarkTransferLearning V1): epochs (at most 1000), Adam lr 2e-4, batch 32,
+``ReduceLROnPlateau(mode="min", factor=0.5, patience=patience // 2, threshold=1e-4)`` on the validation loss,
+selection and early stopping on the validation LOSS (improvement = strictly lower; stop when more than 10 epochs
+pass without one), the best epoch's weights tested; training adds ``RandomRotation(7)``; validation
+``Resize((256, 256))`` + ``CenterCrop(224)``; test ``TenCrop(224)`` with the probabilities averaged over the crops;
+the std over trials is the population std (``np.std``).
+
+Losses: cross-entropy (multiclass), BCE-with-logits on one logit (binary) or per label (multilabel). Upstream bugs
+fixed: the medical fork keeps ``best_state_dict = model.state_dict()``, a live reference, so its "restored" best
+weights were the last ones (here a copy); it casts targets to int, turning label-smoothed soft labels into 0 (here
+multilabel targets stay float); MAGICAL selects CheXpert models on the test set and drops the tail of its val/test
+loaders (here selection uses the validation split and every image is scored). Trial ``t`` uses seed ``seed + t`` for
+the label-fraction subset, the head initialisation and the batch order. On CUDA the loop runs with
+``runtime.Speed.fast()``; under ``torchrun`` it trains with DDP and rank 0 writes the results.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from ..errors import DatasetError
+from ..errors import DatasetError, PresetError
 from ..runtime import Distributed
 from . import parallel
 from .backbone import bar, load_backbone
 from .data import ImageDataset, Samples
-from .metrics import classification_metrics, primary_metric
-from .preprocess import build_transform
+from .metrics import classification_metrics
+from .paper_splits import paper_splits
+from .preprocess import ImageSettings, paper_transform
+from .presets import resolve
 from .report import report_trials
 from .splits import label_fraction as subsample
-from .splits import make_splits
+
+SELECT_ON = ("accuracy", "mean_per_class_accuracy", "auc", "loss", "dataset")
+
+
+@dataclass(frozen=True)
+class FinetuneSettings(ImageSettings):
+    """Settings of fine-tuning (defaults: the ssl-transfer medical fork's ``finetune.py``).
+
+    Attributes:
+        steps: Step budget (> 0), or 0 to train by ``epochs``.
+        epochs: Epoch budget when ``steps`` is 0.
+        batch_size: Images per step.
+        optimizer: "sgd" (momentum 0.9, Nesterov) or "adam".
+        lr: Learning rate.
+        weight_decay: The optimiser's weight decay.
+        schedule: "cosine" (``CosineAnnealingLR(T_max=steps)`` per step), "plateau" (``ReduceLROnPlateau`` on the
+            validation loss, factor 0.5, patience ``patience // 2``, threshold 1e-4) or "constant".
+        early_stopping: Check the validation score during training and stop when it stalls.
+        eval_every: Steps between checks with a step budget (checks are per epoch otherwise).
+        patience: Checks without improvement that stop training.
+        stop_rule: "reaches" (stop when the count reaches ``patience``) or "exceeds" (when it passes it).
+        ties_improve: An equal score counts as an improvement (ssl-transfer) or not (BenchmarkTransfer's loss).
+        restore: "on-stop" (best weights back when stopped early) or "best" (always test the best check's weights).
+        select_on: "accuracy", "mean_per_class_accuracy", "auc", "loss", or "dataset" (``Samples.metric``, else
+            accuracy; AUC for multilabel).
+        search: Run the upstream lr / wd grid before the final training.
+        grid_size: Values per axis of the grid.
+        augment: Training augmentation: "rrc-flip", "rrc-flip-rot7" or "none".
+        ten_crop: Test on ``TenCrop`` with averaged probabilities.
+        population_std: Report ``np.std`` (ddof 0) over trials instead of the sample std.
+    """
+
+    steps: int = 5000
+    epochs: int = 1000
+    batch_size: int = 64
+    optimizer: str = "sgd"
+    lr: float = 1e-2
+    weight_decay: float = 1e-8
+    schedule: str = "cosine"
+    early_stopping: bool = True
+    eval_every: int = 200
+    patience: int = 3
+    stop_rule: str = "reaches"
+    ties_improve: bool = True
+    restore: str = "on-stop"
+    select_on: str = "dataset"
+    search: bool = False
+    grid_size: int = 2
+    augment: str = "rrc-flip"
+    ten_crop: bool = False
+    population_std: bool = False
+
+
+class EarlyStopping:
+    """The stopping rule: the best score so far, the count of checks without improvement, the best weights."""
+
+    def __init__(self, settings: FinetuneSettings) -> None:
+        self.settings, self.best, self.count, self.state, self.best_check = settings, None, 0, None, None
+
+    def update(self, score: float, net: Any, check: int) -> bool:
+        """Record the check's ``score`` (higher is better); True when training should stop."""
+        improved = self.best is None or score > self.best or (self.settings.ties_improve and score == self.best)
+        if improved:
+            self.best, self.count, self.best_check = score, 0, check
+            self.state = copy.deepcopy(net.state_dict())  # a copy: upstream kept a live reference (bug)
+            return False
+        self.count += 1
+        limit = self.settings.patience
+        return self.count >= limit if self.settings.stop_rule == "reaches" else self.count > limit
+
+
+def search_grid(grid_size: int) -> list[tuple[float, float]]:
+    """The upstream ``(lr, wd / lr)`` pairs: lr in ``logspace(-4, -1, g)`` descending, wd in ``[0] + logspace(-6, -3, g)``."""
+    import torch
+
+    lrs = torch.logspace(-4, -1, grid_size).flip(dims=(0,))
+    wds = torch.cat([torch.zeros(1), torch.logspace(-6, -3, grid_size)])
+    return [(lr.item(), (wd / lr).item()) for lr in lrs for wd in wds]
 
 
 def loss_function(task: str) -> Callable:
-    """Cross-entropy (multiclass, int targets) or BCE-with-logits (binary: one logit; multilabel)."""
+    """Cross-entropy (multiclass, int targets) or BCE-with-logits (binary: one logit; multilabel: float targets)."""
     import torch.nn.functional as F
 
     if task == "multiclass":
         return lambda logits, y: F.cross_entropy(logits.float(), y.long())
-    return lambda logits, y: F.binary_cross_entropy_with_logits(logits.float().reshape(y.shape), y)
+    return lambda logits, y: F.binary_cross_entropy_with_logits(logits.float().reshape(y.shape), y.float())
 
 
 def to_scores(logits: Any, task: str) -> Any:
@@ -46,8 +142,17 @@ def to_scores(logits: Any, task: str) -> Any:
     return probs[:, 0] if task == "binary" else probs
 
 
+def score_loss(task: str, targets: np.ndarray, scores: np.ndarray) -> float:
+    """The mean training loss of probabilities ``scores`` (cross-entropy, or binary cross-entropy per output)."""
+    p = np.clip(np.asarray(scores, dtype=np.float64), 1e-12, 1 - 1e-12)
+    if task == "multiclass":
+        return float(-np.log(p[np.arange(len(p)), np.asarray(targets, dtype=np.int64)]).mean())
+    y = np.asarray(targets, dtype=np.float64).reshape(p.shape)
+    return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+
+
 def predict(net: Any, samples: Samples, transform: Callable, speed: Any, batch_size: int) -> np.ndarray:
-    """Scores of ``net`` on ``samples`` in eval mode."""
+    """Scores of ``net`` on ``samples`` in eval mode; a ten-crop transform's probabilities are averaged per image."""
     import torch
 
     loader = torch.utils.data.DataLoader(ImageDataset(samples, transform), batch_size=batch_size,
@@ -56,23 +161,27 @@ def predict(net: Any, samples: Samples, transform: Callable, speed: Any, batch_s
     out = []
     with torch.inference_mode(), speed.autocast():
         for images, _ in loader:
-            out.append(to_scores(net(speed.batch(images)), samples.task).cpu())
+            crops = images.shape[1] if images.dim() == 5 else 1
+            scores = to_scores(net(speed.batch(images.flatten(0, 1) if crops > 1 else images)), samples.task)
+            out.append(scores.reshape(len(images), crops, *scores.shape[1:]).mean(1).cpu())
     return torch.cat(out).numpy()
 
 
-def train_epoch(net: Any, loader: Any, optimizer: Any, loss_fn: Callable, speed: Any) -> float:
-    """One pass over ``loader``; the mean training loss."""
-    net.train()
-    total, count = 0.0, 0
-    for images, targets in loader:
-        with speed.autocast():
-            logits = net(speed.batch(images))
-        loss = loss_fn(logits, targets.to(speed.device, non_blocking=True))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total, count = total + float(loss.detach()) * len(images), count + len(images)
-    return total / max(count, 1)
+def evaluate(net: Any, samples: Samples, transform: Callable, speed: Any, batch_size: int) -> dict[str, float]:
+    """Test metrics of ``net`` on ``samples`` plus ``loss`` (the training loss on them)."""
+    scores = predict(net, samples, transform, speed, batch_size)
+    metrics = classification_metrics(samples.task, samples.class_ids(), scores)
+    return {**metrics, "loss": score_loss(samples.task, samples.targets, scores)}
+
+
+def selection_key(settings: FinetuneSettings, samples: Samples) -> str:
+    """The validation value checks compare: the setting, or the dataset's metric where it says "dataset"."""
+    if settings.select_on not in SELECT_ON:
+        raise PresetError(f"finetune select_on {settings.select_on!r} is not one of {SELECT_ON}")
+    if settings.select_on != "dataset":
+        return settings.select_on
+    wanted = getattr(samples, "metric", None)
+    return "auc" if samples.task == "multilabel" else wanted if wanted in SELECT_ON else "accuracy"
 
 
 def train_loader(samples: Samples, transform: Callable, speed: Any, batch_size: int, seed: int,
@@ -91,95 +200,191 @@ def train_loader(samples: Samples, transform: Callable, speed: Any, batch_size: 
                                        drop_last=count % batch_size == 1, **speed.loader_kwargs())
 
 
-def fit(net: Any, parts: dict[str, Samples], transforms: tuple[Callable, Callable], speed: Any, *, seed: int,
-        epochs: int, patience: int, lr: float, batch_size: int, progress: bool,
-        dist_info: Distributed = Distributed()) -> dict[str, Any]:
-    """Train with early stopping on the validation metric; ``net`` ends with its best epoch's weights."""
+def make_optimizer(net: Any, settings: FinetuneSettings, lr: float, weight_decay: float) -> Any:
+    """SGD (momentum 0.9, Nesterov) or Adam, as the preset says."""
     import torch
 
-    task = parts["train"].task
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=5)
-    loader = train_loader(parts["train"], transforms[0], speed, batch_size, seed, dist_info)
-    train_net = parallel.wrap(net, speed, dist_info)
-    loss_fn, best, best_epoch, best_state, history = loss_function(task), -np.inf, 0, None, []
-    for epoch in bar(range(epochs), progress=progress, desc="epochs"):
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    if settings.optimizer == "adam":
+        return torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+    raise PresetError(f"finetune optimizer {settings.optimizer!r} is not one of sgd, adam")
+
+
+def make_scheduler(optimizer: Any, settings: FinetuneSettings, total_steps: int) -> Any:
+    """The preset's learning-rate schedule (None for "constant")."""
+    import torch
+
+    if settings.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    if settings.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5,
+                                                          patience=settings.patience // 2, threshold=1e-4)
+    if settings.schedule == "constant":
+        return None
+    raise PresetError(f"finetune schedule {settings.schedule!r} is not one of cosine, plateau, constant")
+
+
+def batches(loader: Any, settings: FinetuneSettings) -> Iterator[tuple[int, bool, Any, Any]]:
+    """(step, epoch_ends, images, targets) until the step or epoch budget is spent."""
+    step = 0
+    for epoch in range(settings.epochs if settings.steps <= 0 else 10**9):
         if loader.sampler is not None and hasattr(loader.sampler, "set_epoch"):
             loader.sampler.set_epoch(epoch)  # a new shuffle of the shards each epoch
-        loss = train_epoch(train_net, loader, optimizer, loss_fn, speed)
-        val = classification_metrics(task, parts["val"].class_ids(),
-                                     predict(net, parts["val"], transforms[1], speed, batch_size))
-        score = parallel.agree(primary_metric(val), dist_info)
-        scheduler.step(score)
-        history.append({"epoch": epoch, "train_loss": loss, "val": val, "lr": optimizer.param_groups[0]["lr"]})
-        if score > best:
-            best, best_epoch, best_state = score, epoch, copy.deepcopy(net.state_dict())
-        elif epoch - best_epoch >= patience:
+        last = len(loader) - 1
+        for i, (images, targets) in enumerate(loader):
+            step += 1
+            yield step, i == last, images, targets
+            if 0 < settings.steps <= step:
+                return
+
+
+def fit(net: Any, parts: dict[str, Samples], transforms: tuple[Callable, Callable], speed: Any, *, seed: int,
+        settings: FinetuneSettings, lr: float, weight_decay: float, validate: bool, progress: bool,
+        dist_info: Distributed = Distributed()) -> dict[str, Any]:
+    """Train ``net`` on ``parts["train"]``; with ``validate``, check ``parts["val"]`` and stop early as the preset says.
+
+    Returns:
+        ``{"stopped_at_step", "best_step", "best_val", "steps_run", "history"}``.
+    """
+    s, task = settings, parts["train"].task
+    loader = train_loader(parts["train"], transforms[0], speed, s.batch_size, seed, dist_info)
+    optimizer = make_optimizer(net, s, lr, weight_decay)
+    scheduler = make_scheduler(optimizer, s, s.steps if s.steps > 0 else s.epochs * len(loader))
+    train_net, loss_fn, stopper = parallel.wrap(net, speed, dist_info), loss_function(task), EarlyStopping(s)
+    key, history, stopped, step = selection_key(s, parts["train"]), [], None, 0
+    total = s.steps if s.steps > 0 else s.epochs * len(loader)
+    for step, epoch_ends, images, targets in bar(batches(loader, s), progress=progress, desc="steps", total=total):
+        net.train()
+        with speed.autocast():
+            logits = train_net(speed.batch(images))
+        loss = loss_fn(logits, targets.to(speed.device, non_blocking=True))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if s.schedule == "cosine":
+            scheduler.step()
+        check = (step % s.eval_every == 0) if s.steps > 0 else epoch_ends
+        if not (validate and check and (s.early_stopping or s.schedule == "plateau")):
+            continue
+        val = evaluate(net, parts["val"], transforms[1], speed, s.batch_size)
+        value = parallel.agree(-val["loss"] if key == "loss" else val[key], dist_info)
+        if s.schedule == "plateau":
+            scheduler.step(val["loss"])
+        history.append({"step": step, "train_loss": float(loss.detach()), "val": val,
+                        "lr": optimizer.param_groups[0]["lr"]})
+        if s.early_stopping and stopper.update(value, net, step):
+            stopped = step
             break
-    net.load_state_dict(best_state)
-    return {"best_epoch": best_epoch, "epochs_run": len(history), "best_val": best, "history": history}
+    if stopper.state is not None and (stopped is not None or s.restore == "best"):
+        net.load_state_dict(stopper.state)
+    return {"stopped_at_step": stopped, "best_step": stopper.best_check, "best_val": stopper.best,
+            "selected_by": key, "steps_run": step, "history": history}
+
+
+def build_net(model: str | Path, parts: dict[str, Samples], options: dict[str, Any], speed: Any) -> tuple[Any, tuple]:
+    """Fresh pre-trained weights with a new head, and the (train, eval) transforms; the test transform is third."""
+    from ..modelfolder.files import read_config
+
+    s, in_chans = options["settings"], options["in_chans"]
+    backbone = load_backbone(model, in_chans=in_chans, num_classes=parts["train"].num_outputs,
+                             progress=options["progress"])
+    config = read_config(backbone.folder)
+    transforms = (paper_transform(config, s, in_chans=in_chans, augment=s.augment),
+                  paper_transform(config, s, in_chans=in_chans),
+                  paper_transform(config, s, in_chans=in_chans, ten_crop=s.ten_crop))
+    return speed.prepare(backbone.model), transforms
+
+
+def run_config(model: str | Path, parts: dict[str, Samples], options: dict[str, Any], speed: Any, *, seed: int,
+               lr: float, weight_decay: float, validate: bool) -> tuple[Any, tuple, dict[str, Any]]:
+    """One training run from fresh weights (seeded); the trained net, its transforms and the fit record."""
+    import torch
+
+    torch.manual_seed(seed)
+    net, transforms = build_net(model, parts, options, speed)
+    run = fit(net, parts, transforms[:2], speed, seed=seed, settings=options["settings"], lr=lr,
+              weight_decay=weight_decay, validate=validate, progress=options["progress"], dist_info=options["dist"])
+    return net, transforms, run
+
+
+def search(model: str | Path, parts: dict[str, Samples], options: dict[str, Any], speed: Any,
+           seed: int) -> tuple[tuple[float, float], list[dict]]:
+    """The upstream grid: each (lr, wd / lr) trained on train for the whole budget, scored on val; the best pair."""
+    s = options["settings"]
+    key, best, scores = selection_key(s, parts["train"]), None, []
+    plain = {**options, "settings": FinetuneSettings(**{**s.__dict__, "early_stopping": False})}
+    for lr, wd in search_grid(s.grid_size):
+        net, transforms, _ = run_config(model, parts, plain, speed, seed=seed, lr=lr, weight_decay=wd, validate=False)
+        val = evaluate(net, parts["val"], transforms[1], speed, s.batch_size)
+        value = -val["loss"] if key == "loss" else val[key]
+        scores.append({"lr": lr, "weight_decay": wd, "val": val})
+        if best is None or value > best[0]:
+            best = (value, (lr, wd))
+    return best[1], scores
 
 
 def finetune_trial(model: str | Path, parts: dict[str, Samples], *, trial_seed: int, fraction: float,
                    options: dict[str, Any], speed: Any) -> dict[str, Any]:
-    """One trial: subsample, load fresh weights, fit, score on test."""
-    import torch
-
-    torch.manual_seed(trial_seed)
+    """One trial: subsample, (search,) train from fresh weights, score on test."""
+    s = options["settings"]
     keep = subsample(np.arange(len(parts["train"])), fraction, seed=trial_seed)
     trial_parts = {**parts, "train": parts["train"].subset(keep)}
-    in_chans, size, progress = options["in_chans"], options["image_size"], options["progress"]
-    backbone = load_backbone(model, in_chans=in_chans, num_classes=parts["train"].num_outputs, progress=progress)
-    cfg = backbone.model.pretrained_cfg
-    transforms = tuple(build_transform(str(model), cfg, image_size=size, in_chans=in_chans, train=t)
-                       for t in (True, False))
-    net = speed.prepare(backbone.model)
-    run = fit(net, trial_parts, transforms, speed, seed=trial_seed, epochs=options["epochs"],
-              patience=options["patience"], lr=options["lr"], batch_size=options["batch_size"], progress=progress,
-              dist_info=options["dist"])
-    test = classification_metrics(parts["test"].task, parts["test"].class_ids(),
-                                  predict(net, parts["test"], transforms[1], speed, options["batch_size"]))
-    return {**run, "seed": trial_seed, "test": test, "train_indices": keep.tolist()}
+    (lr, wd), grid = (s.lr, s.weight_decay), []
+    if s.search:
+        (lr, wd), grid = search(model, trial_parts, options, speed, trial_seed)
+    if s.steps > 0 and not s.early_stopping:  # upstream trains the final model on trainval when nothing watches val
+        from .paper_splits import merge
+
+        trial_parts = {**trial_parts, "train": merge(trial_parts["train"], trial_parts["val"])}
+    net, transforms, run = run_config(model, trial_parts, options, speed, seed=trial_seed, lr=lr, weight_decay=wd,
+                                      validate=True)
+    test = evaluate(net, parts["test"], transforms[2], speed, s.batch_size)
+    return {**run, "seed": trial_seed, "lr": lr, "weight_decay": wd, "search": grid, "test": test,
+            "train_indices": keep.tolist()}
 
 
 def finetune(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: str | Path | None = None,
-             label_fraction: float = 1.0, trials: int = 1, seed: int = 0, epochs: int = 100, patience: int = 10,
-             lr: float = 2e-4, batch_size: int = 32, image_size: int | None = None, in_chans: int = 3,
-             device: str | None = None, compile: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Fine-tune ``model`` on ``data`` ``trials`` times; test metrics per trial and their summary.
+             label_fraction: float = 1.0, trials: int = 1, seed: int = 0, preset: str | None = None,
+             in_chans: int = 3, device: str | None = None, compile: bool = False, progress: bool = True,
+             **overrides: Any) -> dict[str, Any]:
+    """Fine-tune ``model`` on ``data`` ``trials`` times under a preset (default ssl-transfer); test metrics per trial.
 
     Args:
-        model: A registry name or a model folder.
-        data: ``Samples`` (split here with ``seed``) or the dataset's own splits.
+        model: A registry name, ``hf-hub:`` reference or model folder.
+        data: ``Samples`` (test 20 % with ``seed``, val drawn as ssl-transfer) or the dataset's own splits.
         out_dir: Where ``finetune.json`` and ``splits.json`` go (nothing written when None).
         label_fraction: Share of the training split used (0 < f <= 1); validation and test stay whole.
         trials: Independent runs (seed + t).
         seed: Seed of the splits and of trial 0.
-        epochs: At most this many epochs.
-        patience: Early stopping after this many epochs without a better validation metric.
-        lr: Adam learning rate.
-        batch_size: Images per step.
-        image_size: Override the registry preprocessing with a square resize to this size.
+        preset: "ssl-transfer", "benchmark-transfer", "magical" (any preset with a ``[finetune]`` table).
         in_chans: Model input channels.
         device: Default CUDA when present.
         compile: ``torch.compile`` the model (CUDA).
         progress: Progress bars on stderr.
+        **overrides: Single ``FinetuneSettings`` fields (``steps=``, ``lr=``, ``search=True`` ...).
 
     Returns:
-        ``{"protocol": "finetune", ..., "trials": [...], "summary": {"accuracy": ..., "auc": ...}}``.
+        ``{"protocol": "finetune", ..., "trials": [...], "summary": {...}, "preset": {...}}``.
+
+    Raises:
+        UnknownPresetError / PresetError: A bad preset name or override.
 
     Example:
-        >>> finetune("moco-v2", read_npz("breastmnist.npz"), label_fraction=0.1, trials=5, out_dir="runs/ft")
+        >>> finetune("moco-v2", read_npz("breastmnist.npz"), preset="benchmark-transfer", trials=5, out_dir="runs/ft")
     """
     from ..runtime import Speed, distributed_session
 
+    resolved = resolve("finetune", preset, **overrides)
     speed = Speed.fast(device, compile=compile)
-    parts, index = make_splits(data, seed=seed)
+    parts, index = paper_splits(data, seed=seed)
     with distributed_session(speed.device) as dist_info:
-        options = {"in_chans": in_chans, "image_size": image_size, "progress": progress and dist_info.is_main,
-                   "epochs": epochs, "patience": patience, "lr": lr, "batch_size": batch_size, "dist": dist_info}
+        options = {"in_chans": in_chans, "progress": progress and dist_info.is_main, "settings": resolved.settings,
+                   "dist": dist_info}
         runs = [finetune_trial(model, parts, trial_seed=seed + t, fraction=label_fraction, options=options,
                                speed=speed) for t in range(trials)]
+    extra = {"preset": resolved.record(), "dataset": getattr(parts["train"], "card", None)}
     return report_trials("finetune", model, parts, index, runs, seed=seed, label_fraction=label_fraction,
-                         metrics=("accuracy", "auc"), out_dir=out_dir if dist_info.is_main else None,
-                         filename="finetune.json")
+                         metrics=("accuracy", "mean_per_class_accuracy", "auc"),
+                         out_dir=out_dir if dist_info.is_main else None, filename="finetune.json", extra=extra,
+                         ddof=0 if resolved.settings.population_std else 1)

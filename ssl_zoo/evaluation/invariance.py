@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import DatasetError, StatisticWarning
-from .analysis_input import Normalisation, input_normalisation, resize_crop, rgb_image, to_unit
+from .analysis_input import analysis_normalization, normalize_unit, resize_crop, rgb_image, to_unit
 from .backbone import bar, load_backbone
 from .data import Samples, load_item
 from .invariance_transforms import FAMILIES, apply, default_k, sweep
@@ -42,7 +42,7 @@ class InvarianceSettings:
         covariance_min: At least this many images for the covariance (all when the set is smaller).
         covariance_share: ... or this share of the set, when larger.
         eps: Ridge added to the covariance's diagonal.
-        normalisation: "paper" or "entry" (``analysis_input``).
+        normalization: A rule of ``preprocess.NORMALIZATIONS`` ("paper", "entry", ...).
         seed: ``np.random.seed`` of the draws.
     """
 
@@ -55,7 +55,7 @@ class InvarianceSettings:
     covariance_min: int = 1000
     covariance_share: float = 0.1
     eps: float = 1e-6
-    normalisation: str = "paper"
+    normalization: str = "paper"
     seed: int = 0
 
 
@@ -69,7 +69,7 @@ class MultiviewSettings:
     covariance_min: int = 1000
     covariance_share: float = 0.1
     eps: float = 1e-6
-    normalisation: str = "paper"
+    normalization: str = "paper"
     seed: int = 0
 
 
@@ -126,21 +126,19 @@ def covariance_draw(count: int, rng: np.random.RandomState, minimum: int, share:
 class Features:
     """The backbone and the input recipe: PIL images -> pooled features (float64 rows)."""
 
-    def __init__(self, model: str | Path, normalisation: Normalisation, *, in_chans: int, device: str | None,
-                 batch_size: int, progress: bool) -> None:
+    def __init__(self, model: str | Path, rule: str, *, in_chans: int, device: str | None, batch_size: int,
+                 progress: bool) -> None:
         from ..runtime import pick_device
 
         self.device = pick_device(device)
-        self.net = load_backbone(model, in_chans=in_chans, progress=progress).model.eval().to(self.device)
-        self.norm, self.in_chans, self.batch_size = normalisation, in_chans, batch_size
+        backbone = load_backbone(model, in_chans=in_chans, progress=progress)
+        self.net = backbone.model.eval().to(self.device)
+        self.norm, self.batch_size = analysis_normalization(backbone.folder, rule, in_chans), batch_size
 
     def __call__(self, images: Sequence[Any]) -> np.ndarray:
         import torch
 
-        from ..preprocessing import to_luminance
-
-        tensors = [self.norm(to_unit(im)) for im in images]
-        tensors = [to_luminance(t) if self.in_chans == 1 else t for t in tensors]
+        tensors = [normalize_unit(to_unit(im), self.norm) for im in images]
         out = []
         with torch.inference_mode():
             for i in range(0, len(tensors), self.batch_size):
@@ -188,7 +186,7 @@ def invariance(model: str | Path, data: Samples, *, out_dir: str | Path | None =
         progress: Progress bars on stderr.
 
     Returns:
-        ``{"model", "preset", "normalisation", "images", "covariance_images", "warnings", "transforms":
+        ``{"model", "preset", "normalization", "images", "covariance_images", "warnings", "transforms":
         {family: {"mahalanobis", "cosine_similarity", "copies"}}}``.
 
     Raises:
@@ -205,8 +203,8 @@ def invariance(model: str | Path, data: Samples, *, out_dir: str | Path | None =
     check_families(s.transforms)
     if not len(data):
         raise DatasetError("the invariance needs images; the dataset is empty")
-    features = Features(model, input_normalisation(model, s.normalisation), in_chans=in_chans, device=device,
-                        batch_size=batch_size, progress=progress)
+    features = Features(model, s.normalization, in_chans=in_chans, device=device, batch_size=batch_size,
+                        progress=progress)
     rng = np.random.RandomState(s.seed)
     w = fit_whitening(features, covariance_data or data, rng, s, s.resize, s.crop_size, progress)
     chosen = rng.choice(np.arange(len(data)), s.num_images)
@@ -214,7 +212,7 @@ def invariance(model: str | Path, data: Samples, *, out_dir: str | Path | None =
     clean = features([resize_crop(im, s.resize, s.crop_size, s.interpolation) for im in images])
     scores = {f: family_scores(features, images, clean, w, f, s)
               for f in bar(s.transforms, progress=progress, desc="transform families")}
-    record = {"model": str(model), "preset": resolved.record(), "normalisation": features.norm.record(),
+    record = {"model": str(model), "preset": resolved.record(), "normalization": features.norm,
               "images": [int(i) for i in chosen], "covariance_images": w.images, "warnings": w.warnings,
               "transforms": scores}
     if out_dir is not None:
@@ -271,7 +269,7 @@ def multiview_invariance(model: str | Path, data: Samples, *, out_dir: str | Pat
             ``overrides`` change single ``MultiviewSettings`` fields.
 
     Returns:
-        ``{"model", "preset", "normalisation", "pairs", "covariance_images", "warnings", "multiview":
+        ``{"model", "preset", "normalization", "pairs", "covariance_images", "warnings", "multiview":
         {"mahalanobis", "cosine_similarity"}}``.
 
     Raises:
@@ -282,15 +280,15 @@ def multiview_invariance(model: str | Path, data: Samples, *, out_dir: str | Pat
     resolved = resolve("multiview", preset, **overrides)
     s = resolved.settings
     pairs = view_pairs(getattr(data, "groups", None))
-    features = Features(model, input_normalisation(model, s.normalisation), in_chans=in_chans, device=device,
-                        batch_size=batch_size, progress=progress)
+    features = Features(model, s.normalization, in_chans=in_chans, device=device, batch_size=batch_size,
+                        progress=progress)
     rng = np.random.RandomState(s.seed)
     w = fit_whitening(features, covariance_data or data, rng, s, s.image_size, s.image_size, progress)
     chosen = [pairs[i] for i in rng.choice(len(pairs), s.num_images)]
     views = [clean_features(features, [data.items[p[side]] for p in chosen], s.image_size, s.image_size,
                             s.interpolation, progress) for side in (0, 1)]
     distance, cosine = pair_scores(views[0], views[1], w)
-    record = {"model": str(model), "preset": resolved.record(), "normalisation": features.norm.record(),
+    record = {"model": str(model), "preset": resolved.record(), "normalization": features.norm,
               "pairs": [list(map(int, p)) for p in chosen], "covariance_images": w.images, "warnings": w.warnings,
               "multiview": {"mahalanobis": float(np.nanmean(distance)),
                             "cosine_similarity": float(np.nanmean(cosine))}}

@@ -1,4 +1,7 @@
-"""Classification metrics through scikit-learn: accuracy and macro AUC for each task.
+"""Classification metrics through scikit-learn: accuracy, mean per-class accuracy and macro AUC for each task.
+
+Mean per-class accuracy (ssl-transfer): the confusion matrix's diagonal over its row sums, averaged over the classes
+present in ``targets``; for multilabel it equals the per-label accuracy mean.
 
 Scores are probabilities: binary (N,) of the positive class, multiclass (N, K) softmax, multilabel (N, L) sigmoid.
 Macro AUC is the mean one-vs-rest ``roc_auc_score`` over the classes (labels) that have both positives and
@@ -13,19 +16,29 @@ import numpy as np
 
 
 def classification_metrics(task: str, targets: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    """``{"accuracy", "auc"}`` of ``scores`` against hard ``targets`` (class ids, or 0/1 label matrix)."""
+    """``{"accuracy", "mean_per_class_accuracy", "auc"}`` of ``scores`` against hard ``targets`` (class ids, or a 0/1
+    label matrix)."""
     from sklearn.metrics import accuracy_score
 
     targets, scores = np.asarray(targets), np.asarray(scores, dtype=np.float64)
     if task == "binary":
         scores = scores.reshape(-1)
-        return {"accuracy": float(accuracy_score(targets, scores >= 0.5)), "auc": _auc(targets, scores)}
+        predicted = (scores >= 0.5).astype(np.int64)
+        return {"accuracy": float(accuracy_score(targets, predicted)),
+                "mean_per_class_accuracy": mean_per_class_accuracy(targets, predicted), "auc": _auc(targets, scores)}
     if task == "multiclass":
         onehot = np.eye(scores.shape[1], dtype=np.int64)[targets]
-        auc = _macro_auc(onehot, scores)
-        return {"accuracy": float(accuracy_score(targets, scores.argmax(1))), "auc": auc}
-    per_label = [accuracy_score(targets[:, j], scores[:, j] >= 0.5) for j in range(targets.shape[1])]
-    return {"accuracy": float(np.mean(per_label)), "auc": _macro_auc(targets, scores)}
+        predicted = scores.argmax(1)
+        return {"accuracy": float(accuracy_score(targets, predicted)),
+                "mean_per_class_accuracy": mean_per_class_accuracy(targets, predicted), "auc": _macro_auc(onehot, scores)}
+    per_label = float(np.mean([accuracy_score(targets[:, j], scores[:, j] >= 0.5) for j in range(targets.shape[1])]))
+    return {"accuracy": per_label, "mean_per_class_accuracy": per_label, "auc": _macro_auc(targets, scores)}
+
+
+def mean_per_class_accuracy(targets: np.ndarray, predicted: np.ndarray) -> float:
+    """The mean over the classes in ``targets`` of the share of that class predicted right (confusion-matrix rule)."""
+    classes = np.unique(targets)
+    return float(np.mean([(predicted[targets == c] == c).mean() for c in classes])) if len(classes) else math.nan
 
 
 def _auc(targets: np.ndarray, scores: np.ndarray) -> float:

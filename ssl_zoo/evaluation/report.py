@@ -13,21 +13,23 @@ from .stats import summarize
 
 def report_trials(protocol: str, model: Any, parts: dict[str, Samples], index: dict, runs: list[dict], *,
                   seed: int, label_fraction: float, metrics: Sequence[str], out_dir: str | Path | None,
-                  filename: str) -> dict[str, Any]:
-    """The trials' record (``trials_record``), also written to ``out_dir`` as ``filename`` with the splits."""
-    record = trials_record(protocol, model, parts, runs, seed=seed, label_fraction=label_fraction, metrics=metrics)
+                  filename: str, extra: dict[str, Any] | None = None, ddof: int = 1) -> dict[str, Any]:
+    """The trials' record (``trials_record``) plus ``extra`` (the preset record ...), also written to ``out_dir`` as
+    ``filename`` with the splits. ``ddof`` 0 gives the population std over trials (BenchmarkTransferLearning)."""
+    record = {**trials_record(protocol, model, parts, runs, seed=seed, label_fraction=label_fraction,
+                              metrics=metrics, ddof=ddof), **(extra or {})}
     if out_dir is not None:
         save_trials(out_dir, filename, record, index, runs)
     return record
 
 
 def trials_record(protocol: str, model: Any, parts: dict[str, Samples], runs: list[dict], *, seed: int,
-                  label_fraction: float, metrics: Sequence[str]) -> dict[str, Any]:
+                  label_fraction: float, metrics: Sequence[str], ddof: int = 1) -> dict[str, Any]:
     """Per-trial results (without their index lists) and ``stats.summarize`` of each test metric."""
     return {"protocol": protocol, "model": str(model), "task": parts["train"].task, "seed": seed,
             "label_fraction": label_fraction, "sizes": {k: len(v) for k, v in parts.items()},
             "trials": [{k: v for k, v in r.items() if k != "train_indices"} for r in runs],
-            "summary": {m: summarize([r["test"][m] for r in runs]) for m in metrics}}
+            "summary": {m: summarize([r["test"][m] for r in runs], ddof=ddof) for m in metrics}}
 
 
 def save_trials(out_dir: str | Path, filename: str, record: dict, index: dict, runs: list[dict]) -> None:

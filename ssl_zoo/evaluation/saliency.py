@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import SettingError
-from .analysis_input import input_normalisation, unit_crop
+from .analysis_input import analysis_normalization, normalize_unit, unit_crop
 from .backbone import bar, load_backbone
 from .data import load_item
 from .plots import pyplot, save_figure
@@ -35,14 +35,15 @@ class SaliencySettings:
         window: Side of the occluding square in pixels (slid with stride 1).
         value: What the square holds, in normalised units.
         interpolation: Resize interpolation.
-        normalisation: "paper" (ImageNet mean/std, none for SimCLR, histogram for MIMIC-CheXpert) or "entry".
+        normalization: A rule of ``preprocess.NORMALIZATIONS`` ("paper": ImageNet mean/std, none for SimCLR,
+            histogram equalisation for MIMIC-CheXpert; "entry": the model's own).
     """
 
     image_size: int = 242
     window: int = 10
     value: float = 0.0
     interpolation: str = "bicubic"
-    normalisation: str = "paper"
+    normalization: str = "paper"
 
 
 def occlusion_scores(model: Any, image: Any, *, window: int, value: float = 0.0, batch_size: int = 64,
@@ -132,7 +133,7 @@ def image_name(item: Any, index: int) -> str:
 
 
 def saliency(model: str | Path, images: Sequence[Any], out_dir: str | Path, *, preset: str | None = None,
-             image_size: int | None = None, window: int | None = None, normalisation: str | None = None,
+             image_size: int | None = None, window: int | None = None, normalization: str | None = None,
              in_chans: int = 3, device: str | None = None, batch_size: int = 64,
              progress: bool = True) -> dict[str, Any]:
     """Occlusion saliency maps of ``images`` with overlays, the maps as ``.npy`` and ``saliency.json``.
@@ -141,14 +142,14 @@ def saliency(model: str | Path, images: Sequence[Any], out_dir: str | Path, *, p
         model: A registry name or a model folder.
         images: Image paths (PNG, JPEG, DICOM, NIfTI) or uint8 arrays.
         out_dir: Output folder.
-        preset: The preset (default "ssl-transfer"); ``image_size``, ``window``, ``normalisation`` override it.
-        in_chans: Model input channels (1: the RGB crop is reduced to luminance).
+        preset: The preset (default "ssl-transfer"); ``image_size``, ``window``, ``normalization`` override it.
+        in_chans: Model input channels (1: the RGB crop is averaged to one channel).
         device: "cuda", "cpu", ... (default CUDA when present).
         batch_size: Occluded copies per forward pass (speed only).
         progress: Progress bars on stderr.
 
     Returns:
-        ``{"model", "preset", "normalisation", "images": [{"image", "attentive_diffusion", "map", "figures"}]}``.
+        ``{"model", "preset", "normalization", "images": [{"image", "attentive_diffusion", "map", "figures"}]}``.
 
     Raises:
         SettingError: A window too large for the image.
@@ -156,22 +157,21 @@ def saliency(model: str | Path, images: Sequence[Any], out_dir: str | Path, *, p
     Example:
         >>> saliency("moco-v2", ["chest.png"], "runs/saliency")["images"][0]["attentive_diffusion"]
     """
-    from ..preprocessing import to_luminance
     from ..runtime import pick_device
     from .presets import resolve
 
-    resolved = resolve("saliency", preset, image_size=image_size, window=window, normalisation=normalisation)
+    resolved = resolve("saliency", preset, image_size=image_size, window=window, normalization=normalization)
     s = resolved.settings
     check_size(s.image_size, s.window)
-    norm = input_normalisation(model, s.normalisation)
     target = pick_device(device)
-    net = load_backbone(model, in_chans=in_chans, progress=progress).model.eval().to(target)
+    backbone = load_backbone(model, in_chans=in_chans, progress=progress)
+    norm = analysis_normalization(backbone.folder, s.normalization, in_chans)
+    net = backbone.model.eval().to(target)
     out_dir, entries = Path(out_dir), []
     out_dir.mkdir(parents=True, exist_ok=True)
     for i, item in enumerate(images):
         unit = unit_crop(load_item(item), s.image_size, s.image_size, s.interpolation)
-        x = norm(unit)
-        x = to_luminance(x) if in_chans == 1 else x
+        x = normalize_unit(unit, norm)
         smap = accumulate(occlusion_scores(net, x.to(target), window=s.window, value=s.value,
                                            batch_size=batch_size, progress=progress), s.window)
         border = s.window - 1
@@ -183,6 +183,6 @@ def saliency(model: str | Path, images: Sequence[Any], out_dir: str | Path, *, p
                                stem.with_suffix(".png"), title)
         entries.append({"image": name, "attentive_diffusion": value, "map": str(stem.with_suffix(".npy")),
                         "figures": [str(f) for f in figures]})
-    record = {"model": str(model), "preset": resolved.record(), "normalisation": norm.record(), "images": entries}
+    record = {"model": str(model), "preset": resolved.record(), "normalization": norm, "images": entries}
     write_json(out_dir / "saliency.json", record)
     return record

@@ -1,9 +1,14 @@
-"""Binary segmentation: an smp U-Net whose encoder is the model under test, trained with Dice loss.
+"""Binary segmentation under a preset: an smp U-Net whose encoder is the model under test.
 
-The U-Net comes from ``ssl_zoo.load(ref, task="segmentation", classes=1)``: a backbone entry becomes the encoder of
-a fresh decoder, a U-Net entry brings its own decoder too.
-Adam, ``smp.losses.DiceLoss`` on logits, early stopping on the validation Dice; label fractions and trials as
-in ``finetune``.
+Preset ``benchmark-transfer`` (BenchmarkTransferLearning V1 ``main_segmentation.py``, DiRA's downstream): images and
+masks resized to 224 x 224, no normalisation, Adam lr 1e-3, batch 32, at most 200 epochs; after epoch ``e`` the lr
+becomes ``lr / 2 * (cos(pi * e / epochs) + 1)`` (``cosine_anneal_schedule``); loss ``1 - (2 sum(y p) + 1) /
+(sum(y) + sum(p) + 1)`` on the batch's sigmoid probabilities (``torch_dice_coef_loss``); the epoch with the lowest
+validation loss is kept, training stops after 20 epochs without a lower one; training augmentation (paired for image
+and mask): with p 0.3 one of brightness/contrast or gamma, with p 0.25 a random square crop of 156..224 pixels resized
+back (upstream's elastic/grid/optical distortions are not reproduced). Preset ``magical``: ``StepLR(30, 0.5)`` and
+selection by validation Dice. Both transfer the ENCODER only: the decoder of a U-Net entry is re-initialised unless
+``keep_decoder`` is set, and the segmentation head is always fresh. The std over trials is the population std.
 
 Metrics per image, from torchmetrics' true/false positive counts at probability 0.5:
 ``Dice = 2TP / (2TP + FP + FN)``, ``IoU = TP / (TP + FP + FN)``. **Empty-mask rule:** when the prediction and the
@@ -14,17 +19,90 @@ The reported value is the mean over images.
 from __future__ import annotations
 
 import copy
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from ..errors import PresetError
 from .backbone import bar
 from .data import Samples, load_item
-from .preprocess import build_transform
+from .preprocess import SizedTransform, normalization_for
+from .presets import resolve
 from .report import report_trials
 from .splits import label_fraction as subsample
 from .splits import make_splits
+
+
+@dataclass(frozen=True)
+class SegmentSettings:
+    """Settings of U-Net segmentation (defaults: BenchmarkTransferLearning V1 ``main_segmentation.py``).
+
+    Attributes:
+        image_size: Square side images and masks are resized to (a multiple of 32).
+        normalization: A rule of ``preprocess.NORMALIZATIONS`` ("none" upstream: ``--normalization None``).
+        epochs: At most this many epochs.
+        patience: Epochs without a better validation value that stop training.
+        batch_size: Training images per step.
+        lr: Adam learning rate.
+        schedule: "cosine-epoch" (``cosine_anneal_schedule`` after each epoch), "step" (``StepLR(step_size,
+            gamma)``) or "constant".
+        step_size: StepLR period in epochs.
+        gamma: StepLR factor.
+        loss: "dice" (smoothed soft Dice over the batch) or "bce".
+        select_on: "loss" (lowest validation loss) or "dice" (highest mean validation Dice).
+        augment: The paired training augmentation of the module docstring.
+        keep_decoder: Keep a U-Net entry's pre-trained decoder (default: encoder-only transfer).
+        population_std: Report ``np.std`` (ddof 0) over trials.
+    """
+
+    image_size: int = 224
+    normalization: str = "none"
+    epochs: int = 200
+    patience: int = 20
+    batch_size: int = 32
+    lr: float = 1e-3
+    schedule: str = "cosine-epoch"
+    step_size: int = 30
+    gamma: float = 0.5
+    loss: str = "dice"
+    select_on: str = "loss"
+    augment: bool = True
+    keep_decoder: bool = False
+    population_std: bool = True
+
+
+def dice_loss(probs: Any, masks: Any) -> Any:
+    """``1 - (2 sum(y p) + 1) / (sum(y) + sum(p) + 1)`` over the whole batch (BenchmarkTransfer's Dice loss)."""
+    return 1 - (2 * (probs * masks).sum() + 1) / (masks.sum() + probs.sum() + 1)
+
+
+def cosine_anneal(epoch: int, epochs: int, lr: float) -> float:
+    """BenchmarkTransfer's ``cosine_anneal_schedule``: ``lr / 2 * (cos(pi * epoch / epochs) + 1)``."""
+    return lr / 2 * (math.cos(math.pi * (epoch % epochs) / epochs) + 1)
+
+
+def augment_pair(image: Any, mask: Any, rng: np.random.Generator) -> tuple[Any, Any]:
+    """The paired training augmentation (module docstring) of a normalised (C, H, W) image and its (1, H, W) mask."""
+    import torch.nn.functional as F
+
+    if rng.random() < 0.3:
+        if rng.random() < 0.5:  # brightness / contrast, +-20 %
+            image = image * (1 + rng.uniform(-0.2, 0.2)) + rng.uniform(-0.2, 0.2)
+        else:  # gamma 0.8 .. 1.2 on the image's own range
+            low, high = image.min(), image.max()
+            span = (high - low).clamp(min=1e-6)
+            image = ((image - low) / span) ** rng.uniform(0.8, 1.2) * span + low
+    size = image.shape[-1]
+    if rng.random() < 0.25:
+        side = int(rng.integers(int(size * 156 / 224), size + 1))
+        top, left = (int(rng.integers(0, size - side + 1)) for _ in range(2))
+        crop = (slice(None), slice(top, top + side), slice(left, left + side))
+        image = F.interpolate(image[crop][None], size=(size, size), mode="bilinear", align_corners=False)[0]
+        mask = F.interpolate(mask[crop][None], size=(size, size), mode="nearest")[0]
+    return image, mask
 
 
 def dice_iou(probs: Any, masks: Any) -> tuple[Any, Any]:
@@ -44,8 +122,9 @@ def dice_iou(probs: Any, masks: Any) -> tuple[Any, Any]:
 class MaskDataset:
     """(image tensor, (1, H, W) 0/1 mask tensor resized to the image with nearest neighbours)."""
 
-    def __init__(self, samples: Samples, transform: Callable) -> None:
+    def __init__(self, samples: Samples, transform: Callable, augment_seed: int | None = None) -> None:
         self.samples, self.transform = samples, transform
+        self.rng = None if augment_seed is None else np.random.default_rng(augment_seed)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -57,100 +136,160 @@ class MaskDataset:
         image = self.transform(load_item(self.samples.items[index]))
         mask = load_item(self.samples.targets[index])
         mask = torch.as_tensor((mask if mask.ndim == 2 else mask.max(-1)) > 0, dtype=torch.float32)[None, None]
-        return image, F.interpolate(mask, size=image.shape[-2:], mode="nearest")[0]
+        mask = F.interpolate(mask, size=image.shape[-2:], mode="nearest")[0]
+        return augment_pair(image, mask, self.rng) if self.rng is not None else (image, mask)
 
 
-def build_unet(ref: str | Path, *, in_chans: int = 3, progress: bool = True) -> tuple[Any, dict]:
-    """A one-class ``smp.Unet`` with ``ref`` as encoder (``ssl_zoo.load(task="segmentation")``) and its data config."""
+def build_unet(ref: str | Path, *, in_chans: int = 3, keep_decoder: bool = False,
+               progress: bool = True) -> tuple[Any, dict]:
+    """A one-class ``smp.Unet`` with ``ref`` as encoder and the folder's ``config.json``.
+
+    The decoder is re-initialised (smp's ``initialize_decoder``) unless ``keep_decoder``; the head always is.
+    """
+    from segmentation_models_pytorch.base.initialization import initialize_decoder, initialize_head
+
+    from ..loading import load, resolve_folder
     from ..modelfolder.files import read_config
-    from ..loading import data_cfg_for, load, resolve_folder
 
     folder = resolve_folder(ref, progress=progress)
     unet = load(folder, task="segmentation", classes=1, in_chans=in_chans, progress=progress)
-    return unet, data_cfg_for(read_config(folder)["pretrained_cfg"], in_chans)
+    if not keep_decoder:
+        initialize_decoder(unet.decoder)
+    initialize_head(unet.segmentation_head)
+    return unet, read_config(folder)
 
 
-def evaluate(net: Any, samples: Samples, transform: Callable, speed: Any, batch_size: int) -> dict[str, float]:
+def evaluate(net: Any, samples: Samples, transform: Callable, speed: Any, batch_size: int,
+             loss_fn: Callable = dice_loss) -> dict[str, float]:
+    """Mean per-image Dice and IoU (empty rule above) and the mean batch loss of ``net`` on ``samples``."""
     import torch
 
     loader = torch.utils.data.DataLoader(MaskDataset(samples, transform), batch_size=batch_size,
                                          **speed.loader_kwargs())
-    dices, ious = [], []
+    dices, ious, losses = [], [], []
     net.eval()
     with torch.inference_mode(), speed.autocast():
         for images, masks in loader:
-            dice, iou = dice_iou(net(speed.batch(images)).float().sigmoid().cpu(), masks)
+            probs = net(speed.batch(images)).float().sigmoid().cpu()
+            dice, iou = dice_iou(probs, masks)
             dices.append(dice)
             ious.append(iou)
-    return {"dice": float(torch.cat(dices).mean()), "iou": float(torch.cat(ious).mean())}
+            losses.append(float(loss_fn(probs, masks)) * len(images))
+    return {"dice": float(torch.cat(dices).mean()), "iou": float(torch.cat(ious).mean()),
+            "loss": sum(losses) / len(samples)}
 
 
-def fit_unet(net: Any, parts: dict[str, Samples], transforms: tuple, speed: Any, options: dict, seed: int) -> dict:
-    """Dice-loss training with early stopping on validation Dice; ``net`` ends with its best weights."""
-    import segmentation_models_pytorch as smp
+def loss_of(settings: SegmentSettings) -> Callable:
+    """The training loss on sigmoid probabilities: BenchmarkTransfer's Dice loss or binary cross-entropy."""
+    import torch.nn.functional as F
+
+    if settings.loss == "dice":
+        return dice_loss
+    if settings.loss == "bce":
+        return lambda probs, masks: F.binary_cross_entropy(probs.clamp(1e-7, 1 - 1e-7), masks)
+    raise PresetError(f"segment loss {settings.loss!r} is not one of dice, bce")
+
+
+def set_lr(optimizer: Any, settings: SegmentSettings, epoch: int) -> None:
+    """The learning rate after ``epoch`` under the preset's schedule."""
+    if settings.schedule == "cosine-epoch":
+        lr = cosine_anneal(epoch, settings.epochs, settings.lr)
+    elif settings.schedule == "step":
+        lr = settings.lr * settings.gamma ** ((epoch + 1) // settings.step_size)
+    elif settings.schedule == "constant":
+        lr = settings.lr
+    else:
+        raise PresetError(f"segment schedule {settings.schedule!r} is not one of cosine-epoch, step, constant")
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def fit_unet(net: Any, parts: dict[str, Samples], transforms: tuple, speed: Any, settings: SegmentSettings,
+             seed: int, progress: bool) -> dict:
+    """Train with early stopping on the preset's validation value; ``net`` ends with its best epoch's weights."""
     import torch
 
-    loss_fn = smp.losses.DiceLoss("binary", from_logits=True)
-    optimizer = torch.optim.Adam(net.parameters(), lr=options["lr"])
-    loader = torch.utils.data.DataLoader(MaskDataset(parts["train"], transforms[0]), batch_size=options["batch_size"],
-                                         shuffle=True, generator=torch.Generator().manual_seed(seed),
-                                         drop_last=len(parts["train"]) % options["batch_size"] == 1,
-                                         **speed.loader_kwargs())
-    best, best_epoch, best_state, history = -1.0, 0, None, []
-    for epoch in bar(range(options["epochs"]), progress=options["progress"], desc="epochs"):
+    s, loss_fn = settings, loss_of(settings)
+    optimizer = torch.optim.Adam(net.parameters(), lr=s.lr)
+    dataset = MaskDataset(parts["train"], transforms[0], augment_seed=seed if s.augment else None)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=s.batch_size, shuffle=True,
+                                         generator=torch.Generator().manual_seed(seed),
+                                         drop_last=len(parts["train"]) % s.batch_size == 1, **speed.loader_kwargs())
+    best, best_epoch, best_state, history = -math.inf, 0, None, []
+    for epoch in bar(range(s.epochs), progress=progress, desc="epochs"):
         net.train()
         for images, masks in loader:
             with speed.autocast():
                 logits = net(speed.batch(images))
-            loss = loss_fn(logits.float(), masks.to(speed.device))
+            loss = loss_fn(logits.float().sigmoid(), masks.to(speed.device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        val = evaluate(net, parts["val"], transforms[1], speed, options["batch_size"])
+        set_lr(optimizer, s, epoch)
+        val = evaluate(net, parts["val"], transforms[1], speed, s.batch_size, loss_fn)
         history.append({"epoch": epoch, "val": val})
-        if val["dice"] > best:
-            best, best_epoch, best_state = val["dice"], epoch, copy.deepcopy(net.state_dict())
-        elif epoch - best_epoch >= options["patience"]:
+        value = -val["loss"] if s.select_on == "loss" else val["dice"]
+        if value > best:
+            best, best_epoch, best_state = value, epoch, copy.deepcopy(net.state_dict())
+        elif epoch - best_epoch >= s.patience:
             break
     net.load_state_dict(best_state)
-    return {"best_epoch": best_epoch, "epochs_run": len(history), "best_val_dice": best, "history": history}
+    return {"best_epoch": best_epoch, "epochs_run": len(history), "selected_by": s.select_on,
+            "best_val": history[best_epoch]["val"], "history": history}
 
 
 def segment_trial(model: str | Path, parts: dict[str, Samples], *, seed: int, fraction: float, options: dict,
                   speed: Any) -> dict[str, Any]:
+    """One trial: subsample, fresh U-Net (encoder transferred), fit, score on test."""
     import torch
 
+    s, in_chans = options["settings"], options["in_chans"]
     torch.manual_seed(seed)
     keep = subsample(np.arange(len(parts["train"])), fraction, seed=seed)
-    unet, cfg = build_unet(model, in_chans=options["in_chans"], progress=options["progress"])
-    # evaluation transforms for training too: an augmentation would have to move the mask with the image
-    transform = build_transform(str(model), cfg, image_size=options["image_size"], in_chans=options["in_chans"])
-    transforms = (transform, transform)
+    unet, config = build_unet(model, in_chans=in_chans, keep_decoder=s.keep_decoder, progress=options["progress"])
+    norm = normalization_for(s.normalization, config, in_chans)
+    transform = SizedTransform(s.image_size, norm["mean"], norm["std"])
     net = speed.prepare(unet)
-    run = fit_unet(net, {**parts, "train": parts["train"].subset(keep)}, transforms, speed, options, seed)
-    test = evaluate(net, parts["test"], transforms[1], speed, options["batch_size"])
+    run = fit_unet(net, {**parts, "train": parts["train"].subset(keep)}, (transform, transform), speed, s, seed,
+                   options["progress"])
+    test = evaluate(net, parts["test"], transform, speed, s.batch_size, loss_of(s))
     return {**run, "seed": seed, "test": test, "train_indices": keep.tolist()}
 
 
 def segment(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: str | Path | None = None,
-            label_fraction: float = 1.0, trials: int = 1, seed: int = 0, epochs: int = 50, patience: int = 10,
-            lr: float = 1e-3, batch_size: int = 8, image_size: int | None = None, in_chans: int = 3,
-            device: str | None = None, progress: bool = True) -> dict[str, Any]:
-    """Train and test a U-Net with ``model`` as encoder ``trials`` times; Dice and IoU per trial and summary.
+            label_fraction: float = 1.0, trials: int = 1, seed: int = 0, preset: str | None = None,
+            in_chans: int = 3, device: str | None = None, progress: bool = True, **overrides: Any) -> dict[str, Any]:
+    """Train and test a U-Net with ``model`` as encoder ``trials`` times under a preset (default benchmark-transfer).
 
-    ``image_size`` must be a multiple of 32 (the U-Net's five down-samplings). Results go to ``segment.json``.
+    Args:
+        model: A registry name, ``hf-hub:`` reference or model folder.
+        data: Image / mask ``Samples`` (split here with ``seed``) or the dataset's own splits.
+        out_dir: Where ``segment.json`` and ``splits.json`` go (nothing written when None).
+        label_fraction: Share of the training split used.
+        trials: Independent runs (seed + t).
+        seed: Seed of the splits and of trial 0.
+        preset: "benchmark-transfer" or "magical" (a preset with a ``[segment]`` table).
+        in_chans: Model input channels.
+        device: Default CUDA when present.
+        progress: Progress bars on stderr.
+        **overrides: Single ``SegmentSettings`` fields (``epochs=``, ``keep_decoder=True`` ...); ``image_size`` must
+            be a multiple of 32.
+
+    Returns:
+        ``{"protocol": "segmentation", ..., "summary": {"dice", "iou"}, "preset": {...}}``.
 
     Example:
         >>> segment("moco-v2", read_segmentation_pairs("lungs/images", "lungs/masks"), trials=3, out_dir="runs/seg")
     """
     from ..runtime import Speed
 
+    resolved = resolve("segment", preset, **overrides)
     speed = Speed.fast(device)
     parts, index = make_splits(data, seed=seed)
-    options = {"in_chans": in_chans, "image_size": image_size, "progress": progress, "epochs": epochs,
-               "patience": patience, "lr": lr, "batch_size": batch_size}
+    options = {"in_chans": in_chans, "progress": progress, "settings": resolved.settings}
     runs = [segment_trial(model, parts, seed=seed + t, fraction=label_fraction, options=options, speed=speed)
             for t in range(trials)]
+    extra = {"preset": resolved.record(), "dataset": getattr(parts["train"], "card", None)}
     return report_trials("segmentation", model, parts, index, runs, seed=seed, label_fraction=label_fraction,
-                         metrics=("dice", "iou"), out_dir=out_dir,
-                         filename="segment.json")
+                         metrics=("dice", "iou"), out_dir=out_dir, filename="segment.json", extra=extra,
+                         ddof=0 if resolved.settings.population_std else 1)

@@ -19,8 +19,11 @@ def t_quantile(n: int) -> float:
     return float(t.ppf(0.975, n - 1))
 
 
-def summarize(values: Sequence[float]) -> dict[str, float | int | None]:
+def summarize(values: Sequence[float], *, ddof: int = 1) -> dict[str, float | int | None]:
     """``{"n", "mean", "std", "ci95", "ci95_low", "ci95_high"}`` of ``values`` (NaN values are dropped).
+
+    ``ddof=0`` reports the population std (``np.std``, as BenchmarkTransferLearning); the interval always uses the
+    sample std.
 
     Example:
         >>> summarize([0.8, 0.9])["ci95"]  # 12.706 * 0.0707 / sqrt(2)
@@ -33,5 +36,5 @@ def summarize(values: Sequence[float]) -> dict[str, float | int | None]:
     mean = float(x.mean())
     std = float(x.std(ddof=1)) if n > 1 else 0.0
     half = t_quantile(n) * std / math.sqrt(n) if n > 1 else None
-    return {"n": n, "mean": mean, "std": std, "ci95": half,
+    return {"n": n, "mean": mean, "std": std if ddof == 1 else float(x.std(ddof=ddof)), "ci95": half,
             "ci95_low": None if half is None else mean - half, "ci95_high": None if half is None else mean + half}
