@@ -7,7 +7,6 @@ so the matrix logic is tested in milliseconds; one test runs the real probe end 
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
