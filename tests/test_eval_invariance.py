@@ -108,7 +108,7 @@ def test_invariance_matches_the_hand_computation(r18_folder):
 
 
 def test_scores_match_scipy_mahalanobis_and_torch_cosine_on_well_conditioned_features():
-    from ssl_zoo.evaluation.invariance import pair_scores, whitening
+    from ssl_zoo.evaluation.invariance_stats import pair_scores, whitening
 
     rng = np.random.default_rng(0)
     feats = rng.normal(size=(200, 6)) @ rng.normal(size=(6, 6))
@@ -122,7 +122,7 @@ def test_scores_match_scipy_mahalanobis_and_torch_cosine_on_well_conditioned_fea
 
 
 def test_covariance_draw_is_upstreams_and_sweeps_are_upstreams():
-    from ssl_zoo.evaluation.invariance import covariance_draw
+    from ssl_zoo.evaluation.invariance_stats import covariance_draw
     from ssl_zoo.evaluation.invariance_transforms import FAMILIES, default_k, sweep
 
     assert covariance_draw(999, np.random.RandomState(0), 1000, 0.1).tolist() == list(range(999))
@@ -167,3 +167,24 @@ def test_multiview_pairs_views_of_one_group_and_matches_the_hand_computation(r18
     assert record["multiview"]["cosine_similarity"] == pytest.approx(np.mean([s[1] for s in scores]), rel=1e-5)
     with pytest.raises(DatasetError, match="group"):
         multiview_invariance(r18_folder, Samples(crops, np.zeros(12), "binary", ("a", "b")), progress=False)
+
+
+def test_invariance_command_warns_in_one_line_and_draws_the_figure(r18_folder, tmp_path, capsys):
+    from PIL import Image
+
+    from ssl_zoo.cli.main import main
+
+    folder = tmp_path / "data" / "retina"
+    folder.mkdir(parents=True)
+    for i, crop in enumerate(retina_crops(12)):
+        Image.fromarray(crop).save(folder / f"{i}.png")
+    (tmp_path / "data" / "other").mkdir()
+    for i, crop in enumerate(retina_crops(12, seed=2)):
+        Image.fromarray(crop).save(tmp_path / "data" / "other" / f"{i}.png")
+    code = main(["invariance", str(r18_folder), str(tmp_path / "data"), "--transforms", "h_flip", "v_flip",
+                 "--num-images", "3", "--image-size", "32", "--device", "cpu", "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert code == 0 and "h_flip" in captured.out
+    warning = [line for line in captured.err.splitlines() if "warning" in line]
+    assert len(warning) == 1 and warning[0].startswith("ssl-zoo: warning: the covariance comes from 24 images")
+    assert (tmp_path / "out" / "invariance.pdf").is_file() and (tmp_path / "out" / "invariance.png").is_file()

@@ -14,7 +14,7 @@ import pytest
 
 from .test_eval_support import r18_folder  # noqa: F401  (fixture)
 
-SIZE, WINDOW = 26, 5
+SIZE, WINDOW = 20, 4
 
 
 def retina() -> np.ndarray:
@@ -81,3 +81,14 @@ def test_saliency_preset_is_the_paper_and_the_crop_rule_holds_at_any_size():
     assert accumulate(np.zeros((100 - 9, 100 - 9)), 10).shape == (82, 82)
     with pytest.raises(SettingError, match="--image-size"):
         check_size(18, 10)
+
+
+def test_saliency_command_on_a_chest_radiograph(r18_folder, tmp_path, capsys):
+    from pydicom.data import get_testdata_file
+
+    from ssl_zoo.cli.main import main
+
+    code = main(["saliency", str(r18_folder), get_testdata_file("RG1_UNCR.dcm"), "--image-size", "24", "--window",
+                 "4", "--device", "cpu", "--out", str(tmp_path)])
+    assert code == 0 and "RG1_UNCR" in capsys.readouterr().out
+    assert np.load(tmp_path / "saliency-000-RG1_UNCR.npy").shape == (18, 18)

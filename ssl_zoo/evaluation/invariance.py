@@ -13,18 +13,19 @@ Computed in float64 (upstream: a float32 Cholesky factor).
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import DatasetError, StatisticWarning
+from ..errors import DatasetError
 from .analysis_input import analysis_normalization, normalize_unit, resize_crop, rgb_image, to_unit
 from .backbone import bar, load_backbone
 from .data import Samples, load_item
+from .invariance_stats import Whitening, covariance_draw, pair_scores, whitening
 from .invariance_transforms import FAMILIES, apply, default_k, sweep
+from .plots import invariance_plot
 from .results import write_json
 
 
@@ -71,56 +72,6 @@ class MultiviewSettings:
     eps: float = 1e-6
     normalization: str = "paper"
     seed: int = 0
-
-
-@dataclass
-class Whitening:
-    """Feature mean, inverse covariance (ridge added) and the Cholesky factor of the inverse."""
-
-    mean: np.ndarray
-    inv_cov: np.ndarray
-    chol: np.ndarray
-    images: int
-    warnings: list[str] = field(default_factory=list)
-
-
-def whitening(features: np.ndarray, eps: float) -> Whitening:
-    """``Whitening`` of clean features (rows); warns when the covariance cannot be estimated well.
-
-    Raises:
-        DatasetError: Fewer than two images.
-    """
-    n, dim = features.shape
-    if n < 2:
-        raise DatasetError(f"the covariance needs at least 2 images, got {n}; give a larger dataset or "
-                           f"--covariance-data")
-    cov = np.cov(features.astype(np.float64), rowvar=False) + eps * np.eye(dim)
-    inv = np.linalg.inv(cov)
-    inv = (inv + inv.T) / 2  # symmetric to rounding, so Cholesky accepts it
-    notes = []
-    if n <= dim:
-        notes.append(f"the covariance comes from {n} images of {dim}-dimensional features: it is singular and "
-                     f"the {eps:g} ridge dominates, so Mahalanobis distances are inflated and whitened cosines "
-                     f"shrink towards 0; give more than {dim} images (--covariance-data) for meaningful values")
-        warnings.warn(notes[-1], StatisticWarning, stacklevel=2)
-    return Whitening(features.mean(0).astype(np.float64), inv, np.linalg.cholesky(inv), n, notes)
-
-
-def pair_scores(clean: np.ndarray, moved: np.ndarray, w: Whitening) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: Mahalanobis distance of ``clean`` and ``moved`` and cosine similarity of their whitened forms."""
-    diff = clean - moved
-    distance = np.sqrt(np.maximum(np.einsum("nd,de,ne->n", diff, w.inv_cov, diff), 0))
-    a, b = (w.mean - clean) @ w.chol, (w.mean - moved) @ w.chol
-    norms = np.maximum(np.linalg.norm(a, axis=1), 1e-8) * np.maximum(np.linalg.norm(b, axis=1), 1e-8)
-    return distance, (a * b).sum(1) / norms
-
-
-def covariance_draw(count: int, rng: np.random.RandomState, minimum: int, share: float) -> np.ndarray:
-    """Upstream's covariance images: all when ``count < minimum``, else ``max(minimum, share * count)`` drawn
-    with replacement."""
-    if count < minimum:
-        return np.arange(count)
-    return rng.choice(np.arange(count), max(minimum, int(share * count)))
 
 
 class Features:
@@ -216,6 +167,8 @@ def invariance(model: str | Path, data: Samples, *, out_dir: str | Path | None =
               "images": [int(i) for i in chosen], "covariance_images": w.images, "warnings": w.warnings,
               "transforms": scores}
     if out_dir is not None:
+        title = f"{Path(str(model)).name}: invariance over {s.num_images} images ({w.images} for the covariance)"
+        record["figures"] = [str(f) for f in invariance_plot(scores, Path(out_dir) / "invariance.png", title=title)]
         write_json(Path(out_dir) / "invariance.json", record)
     return record
 

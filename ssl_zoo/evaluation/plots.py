@@ -93,3 +93,31 @@ def label_efficiency_plot(rows: Sequence[dict[str, Any]], path: str | Path, *, m
 def model_label(ref: str) -> str:
     """A legend label: a registry name as it is, a model folder by its folder name."""
     return Path(ref).name if "/" in ref else ref
+
+
+def invariance_plot(scores: dict[str, dict[str, float]], path: str | Path, *, title: str) -> list[Path]:
+    """Two bar panels per transform family: whitened cosine similarity (1 = invariant) and Mahalanobis distance.
+
+    Args:
+        scores: ``{family: {"cosine_similarity", "mahalanobis"}}``.
+        path: The PNG to write (PDF and SVG beside it).
+        title: Names the model and the data.
+
+    Returns:
+        The written files, PNG first.
+    """
+    plt = pyplot()
+    names = list(scores)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 0.28 * len(names) + 1.6), dpi=150, sharey=True)
+    left.barh(names, [scores[n]["cosine_similarity"] for n in names], color="tab:blue")
+    left.set_xlabel("whitened cosine similarity (1 = invariant)")
+    left.axvline(0, color="black", lw=0.6)
+    right.barh(names, [scores[n]["mahalanobis"] for n in names], color="tab:orange")
+    right.set_xlabel("Mahalanobis distance (0 = invariant)")
+    left.invert_yaxis()
+    for ax in (left, right):
+        ax.grid(axis="x", alpha=0.3)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -251,7 +251,8 @@ def reconstruct(model: str | Path, images: list[Any], out_dir: str | Path, *, pr
         stem = out_dir / f"reconstruction-{i:03d}-{name}"
         Image.fromarray(pixels).save(stem.with_suffix(".png"))
         original = (unit[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
-        title = f"{Path(str(model)).name}, {s.layer}: LPIPS " + ", ".join(f"{k} {v:.3f}" for k, v in distances.items())
+        title = (f"{Path(str(model)).name}, {s.layer}, {s.max_iter + 1} steps; LPIPS (lower = closer): "
+                 + ", ".join(f"{k} {v:.3f}" for k, v in distances.items()))
         figures = save_pair(original, pixels, out_dir / f"side-by-side-{i:03d}-{name}.png", title)
         entries.append({"image": name, "lpips": distances, "final_loss": losses[-1],
                         "reconstruction": str(stem.with_suffix(".png")), "figures": [str(f) for f in figures]})
