@@ -167,7 +167,8 @@ def invariance(model: str | Path, data: Samples, *, out_dir: str | Path | None =
               "images": [int(i) for i in chosen], "covariance_images": w.images, "warnings": w.warnings,
               "transforms": scores}
     if out_dir is not None:
-        title = f"{Path(str(model)).name}: invariance over {s.num_images} images ({w.images} for the covariance)"
+        title = f"{Path(str(model)).name}: invariance over {s.num_images} images ({w.images} for the covariance)" + (
+            "\nwarning: singular covariance, values not comparable (see invariance.json)" if w.warnings else "")
         record["figures"] = [str(f) for f in invariance_plot(scores, Path(out_dir) / "invariance.png", title=title)]
         write_json(Path(out_dir) / "invariance.json", record)
     return record

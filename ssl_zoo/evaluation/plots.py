@@ -112,6 +112,7 @@ def invariance_plot(scores: dict[str, dict[str, float]], path: str | Path, *, ti
     left.barh(names, [scores[n]["cosine_similarity"] for n in names], color="tab:blue")
     left.set_xlabel("whitened cosine similarity (1 = invariant)")
     left.axvline(0, color="black", lw=0.6)
+    left.set_xlim(min(0.0, *(scores[n]["cosine_similarity"] for n in names)) - 0.02, 1.0)
     right.barh(names, [scores[n]["mahalanobis"] for n in names], color="tab:orange")
     right.set_xlabel("Mahalanobis distance (0 = invariant)")
     left.invert_yaxis()
