@@ -29,6 +29,7 @@ _LAZY = {
     "install_bundle": "sharing.bundles",
     "pretrain": "pretraining",
     "read_dataset": "evaluation.data",
+    "read_card": "datasets",
     "linear_probe": "evaluation.probe",
     "finetune": "evaluation.finetune",
     "fewshot": "evaluation.fewshot",

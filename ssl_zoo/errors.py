@@ -82,6 +82,81 @@ class SettingError(SslZooError, ValueError):
     """An environment variable set to a value ssl_zoo does not know."""
 
 
+class UnknownTaskError(SslZooError, ValueError):
+    """A ``task=`` that ssl_zoo does not build."""
+
+
+class OptionError(SslZooError, ValueError):
+    """An option that cannot apply to the model or task asked for (e.g. ``features_only`` with a segmentation U-Net)."""
+
+
+class ImageInputError(SslZooError, ValueError):
+    """An input a transform cannot read as an image or a volume."""
+
+
+class UnknownMethodError(SslZooError, KeyError):
+    """A pre-training method name that does not exist."""
+
+
+class TrainingDataError(SslZooError, ValueError):
+    """The training data cannot be read or does not suit the method."""
+
+
+class ResumeError(SslZooError, ValueError):
+    """A checkpoint that does not belong to this run's settings, or no checkpoint to resume."""
+
+
+class NonFiniteLossError(SslZooError, FloatingPointError):
+    """The loss became NaN or infinite; the last checkpoint is from before it."""
+
+
+class HubFallbackWarning(UserWarning):
+    """``SSL_ZOO_SOURCE=auto`` could not reach the Hub and converts the upstream file instead."""
+
+
+class OutputFolderError(SslZooError, NotADirectoryError):
+    """An output path that exists and is not a folder."""
+
+
+class MissingExtraError(SslZooError, ModuleNotFoundError):
+    """An optional dependency that is not installed; the message names the extra that brings it."""
+
+
+class UnknownDatasetError(SslZooError, KeyError):
+    """A dataset card name that does not exist."""
+
+
+class DatasetLayoutError(DatasetError, FileNotFoundError):
+    """A dataset root that lacks a file or folder of the card's layout (also a ``FileNotFoundError``)."""
+
+
+class DatasetLabelError(DatasetError):
+    """Label values a card does not know, or a class with no image: reading them would change the task."""
+
+
+class DatasetSplitError(DatasetError):
+    """A split that cannot be scored: no positive of a scored finding, or an empty split."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (tarfile's and huggingface_hub's run over several lines)."""
+    text = str(exc).strip()
+    return text.splitlines()[0].rstrip(":") if text else type(exc).__name__
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The innermost error of ``exc``'s chain, stripped of its own traceback and chain.
+
+    Raising a friendlier error ``from root_cause(exc)`` keeps the original failure as ``__cause__`` for code that
+    inspects it, while Python prints one short cause instead of every intermediate wrapper.
+    """
+    while (inner := exc.__cause__ or exc.__context__) is not None:
+        exc = inner
+    exc.__traceback__ = None
+    exc.__suppress_context__ = True
+    return exc
+
+
 class UnknownPresetError(SslZooError, KeyError):
     """A protocol or protocol-preset name that does not exist; the message lists the valid ones."""
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .store import cache
-from .store.atomic import copy_atomic
+from .store.atomic import copy_atomic, check_output_folder
 from .errors import ChecksumError, ModelFolderError
 from .modelfolder.files import is_complete, missing_files, verify_folder
 from .store.hashes import check_digest, recorded_digest, sha256_file
@@ -237,8 +237,10 @@ def export_mirror(dest: Path, names: Iterable[str] | None = None) -> list[Path]:
         UnknownModelError: If a name is not in the registry.
         FileNotFoundError: If an explicitly named entry's upstream file is not in the downloads cache.
         ChecksumError: If a cached file differs from its pinned or recorded sha256 (nothing is written).
+        OutputFolderError: If ``dest`` is a file.
     """
-    plan = [_checked_copy(entry, s, Path(dest), names is not None) for entry in _entries(names) for s in entry.sources]
+    dest = check_output_folder(Path(dest))
+    plan = [_checked_copy(entry, s, dest, names is not None) for entry in _entries(names) for s in entry.sources]
     return [target for src, target, digest in filter(None, plan) if _copy_if_changed(src, target, digest)]
 
 

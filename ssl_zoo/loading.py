@@ -7,28 +7,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .architectures import ARCHS, build_backbone, get_arch, to_features_only
-from .architectures.tasks import backbone_part, check_task, segmentation_model, unet3d_model
+from .architectures import ARCHS, ArchKind, build_backbone, get_arch, to_features_only
+from .architectures.tasks import backbone_part, check_options, check_task, segmentation_model, unet3d_model
 from .architectures.tf_same import apply_same_padding
 from .errors import ModelFolderError
 from .modelfolder.files import read_config, read_weights
-from .sharing.hub import HUB_PREFIX, entry_folder, hub_folder
-from .pulling import pull
-
-LOCAL_PREFIX = "local-dir:"
-
-
-def resolve_folder(name_or_path: str | Path, *, progress: bool = True) -> Path:
-    """The model folder for a registry name (from the Hub or pulled, as ``SSL_ZOO_SOURCE`` says), an
-    ``hf-hub:ORG/REPO[@REV]`` reference, a ``local-dir:`` path or a folder path."""
-    text = str(name_or_path)
-    if text.startswith(HUB_PREFIX):
-        return hub_folder(text, progress=progress)
-    if text.startswith(LOCAL_PREFIX):
-        return Path(text[len(LOCAL_PREFIX):]).expanduser()
-    if isinstance(name_or_path, Path) or "/" in text or Path(text).is_dir():
-        return Path(text).expanduser()
-    return entry_folder(text, progress=progress) or pull(text, progress=progress)
+from .resolve import resolve_folder
 
 
 def folder_arch(config: dict, folder: Path) -> str:
@@ -71,9 +55,9 @@ def load(
     in_chans: int = 3,
     features_only: bool = False,
     progress: bool = True,
-    exact: bool = True,
+    exact: bool | None = None,
     task: str = "classification",
-    classes: int = 1,
+    classes: int | None = None,
 ) -> nn.Module:
     """A pre-trained model in eval mode, pulled and converted on first use.
 
@@ -86,40 +70,47 @@ def load(
         features_only: Return a model whose forward gives the feature map of each stage (dense tasks).
         progress: Show download progress when the entry has to be pulled.
         exact: For weights from TensorFlow/Haiku (SimCLR, BYOL), pad the layers that used TF "SAME" padding
-            as the source did, so features match the original; False gives the plain timm model (the one
-            timm ``local-dir:`` builds), which differs by the amount the model card states.
+            as the source did, so features match the original (the default for a backbone); False gives the
+            plain timm model (the one timm ``local-dir:`` builds), which differs by the amount the model card
+            states. Backbones only.
         task: "classification" (a backbone; a U-Net gives its encoder) or "segmentation" (an
             ``smp.Unet``: a U-Net entry's encoder, decoder and head, or a backbone entry as encoder of a fresh
             decoder; Models Genesis gives its whole UNet3D). See ``ssl_zoo.architectures.tasks``.
-        classes: Output channels for ``task="segmentation"``; a stored head with another count is replaced.
+        classes: Output channels for ``task="segmentation"`` (default 1); a stored head with another count is
+            replaced.
 
     Returns:
         A timm ``nn.Module`` (or timm ``FeatureListNet`` with ``features_only``) in eval mode.
 
     Raises:
         UnknownModelError, DownloadError, ConversionError, ModelFolderError.
+        UnknownTaskError: For a ``task`` other than the two above.
+        OptionError: For an option that cannot apply to this model and task (``features_only``, ``exact`` or
+            ``num_classes`` with a segmentation network; ``classes`` with a backbone), instead of ignoring it.
 
     Example:
         >>> model = load("moco-v2")
         >>> model(torch.randn(2, 3, 224, 224)).shape
         torch.Size([2, 2048])
     """
+    check_task(task)
     folder = resolve_folder(name_or_path, progress=progress)
     config = read_config(folder)
     arch = folder_arch(config, folder)
+    kind = get_arch(arch).kind
+    check_options(kind, task, features_only=features_only, exact=exact, num_classes=num_classes, classes=classes)
     weights = read_weights(folder)
-    check_task(task)
-    if get_arch(arch).kind == "unet3d":  # one input channel: in_chans does not apply
-        return unet3d_model(weights, task=task, classes=classes, num_classes=num_classes)
+    if kind is ArchKind.UNET3D:  # one input channel: in_chans does not apply
+        return unet3d_model(weights, task=task, classes=classes or 1, num_classes=num_classes)
     if in_chans != 3:
         weights = adapt_stem(weights, arch, in_chans)
     if task == "segmentation":
-        return segmentation_model(arch, weights, classes=classes, in_chans=in_chans)
+        return segmentation_model(arch, weights, classes=classes or 1, in_chans=in_chans)
     arch, weights = backbone_part(arch, weights)  # a U-Net's encoder is its backbone
     model = build_backbone(arch, in_chans=in_chans)
     model.load_state_dict(weights, strict=True, assign=True)
     model.pretrained_cfg = data_cfg_for(config["pretrained_cfg"], in_chans)
-    if exact:
+    if exact is not False:
         apply_same_padding(model, config.get("ssl_zoo", {}).get("parity", {}).get("same_padding_layers", ()))
     if num_classes:
         model.reset_classifier(num_classes)  # a fresh, randomly initialised head

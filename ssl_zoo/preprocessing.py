@@ -17,14 +17,14 @@ Reading the file is the caller's job: a DICOM MONOCHROME1 image must be inverted
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from .errors import ModelFolderError, SslZooError
+from .errors import ImageInputError, ModelFolderError
 from .registry import Preprocessing, get_entry
 from .registry.schema import parse_preprocessing
+from .resolve import RefKind, reference_kind, resolve_folder
 
 if TYPE_CHECKING:
     import torch
@@ -33,15 +33,12 @@ CONFIG_FILE = "config.json"
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, what PIL's convert("L") uses
 
 
-class ImageInputError(SslZooError, ValueError):
-    """An input a transform cannot read as an image or a volume."""
-
-
 def transforms(name_or_path: str | Path, *, train: bool = False, in_chans: int | None = None) -> Callable[[Any], "torch.Tensor"]:
     """The preprocessing of a registry entry or a model folder, as a callable.
 
     Args:
-        name_or_path: A registry name (``"moco-cxr-d121"``) or a model folder holding ``config.json``.
+        name_or_path: A registry name (``"moco-cxr-d121"``), ``"hf-hub:ORG/REPO[@REV]"``, ``"local-dir:PATH"`` or a
+            model folder holding ``config.json``.
         train: Random-resized-crop and horizontal flip instead of resize and center crop.
         in_chans: Channels of the output; default the entry's ``input_size[0]``. ``1`` keeps X-rays one-channel
             for a model loaded with ``in_chans=1``.
@@ -63,16 +60,11 @@ def transforms(name_or_path: str | Path, *, train: bool = False, in_chans: int |
 
 
 def preprocessing_of(name_or_path: str | Path) -> Preprocessing:
-    """The ``Preprocessing`` record of a registry name or of a model folder's ``config.json``."""
-    path = Path(name_or_path)
-    if path.is_dir():
-        return _folder_preprocessing(path)
-    return get_entry(str(name_or_path)).preprocessing
-
-
-def preprocessing_record(pre: Preprocessing) -> dict[str, Any]:
-    """The JSON form of ``pre`` that model folders keep as ``config.json["ssl_zoo"]["preprocessing_record"]``."""
-    return dataclasses.asdict(pre)
+    """The ``Preprocessing`` record of a registry name (no download needed) or of the ``config.json`` of the folder
+    any other reference resolves to (``hf-hub:``, ``local-dir:``, a path)."""
+    if reference_kind(name_or_path) is RefKind.NAME:
+        return get_entry(str(name_or_path)).preprocessing
+    return _folder_preprocessing(resolve_folder(name_or_path))
 
 
 def _folder_preprocessing(folder: Path) -> Preprocessing:

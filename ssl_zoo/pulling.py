@@ -1,26 +1,19 @@
-"""Download and convert registry entries: one at a time under a lock, or many in parallel."""
+"""Registry entries into model folders: one, or many in parallel; and a checkpoint the user already has."""
 
 from __future__ import annotations
 
-import ctypes
-import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from .store import cache
+from .converters.upstream import convert_user_file
 from .errors import SslZooError
 from .modelfolder.files import is_complete
-from .registry import Entry, get_entry
-from .store.sources import ensure_source, import_file, user_files
-
-
-# Downloads run in parallel, conversions one at a time: each holds a checkpoint and its output in memory,
-# and torch already uses every core for one.
-_CONVERTING = threading.Lock()
+from .registry import get_entry
+from .resolve import entry_folder
+from .store import cache
 
 
 @dataclass(frozen=True)
@@ -38,20 +31,13 @@ class PullResult:
         return self.status != "failed"
 
 
-def _entry_lock(name: str):
-    from filelock import FileLock
-
-    path = cache.entry_lock_path(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(path))
-
-
 def pull(name: str, *, force: bool = False, require_hashes: bool = False, progress: bool = True) -> Path:
-    """Make sure the model folder of ``name`` exists: download (or reuse) its files and convert them.
+    """Make sure the model folder of ``name`` exists: from the Hub or converted from upstream, as
+    ``SSL_ZOO_SOURCE`` says (``ssl_zoo.resolve``).
 
     Args:
         name: A registry name.
-        force: Convert again even if the folder exists.
+        force: Fetch or convert again even if the folder exists.
         require_hashes: Refuse upstream files without a pinned or recorded sha256.
         progress: Show download progress on stderr.
 
@@ -59,20 +45,13 @@ def pull(name: str, *, force: bool = False, require_hashes: bool = False, progre
         The model folder ``$SSL_ZOO_HOME/models/<name>``.
 
     Raises:
-        UnknownModelError, DownloadError, OfflineError, ChecksumError, NotACheckpointError, ConversionError.
+        UnknownModelError, SettingError, HubError, DownloadError, OfflineError, ChecksumError, NotACheckpointError,
+        ConversionError.
 
     Example:
         >>> folder = pull("moco-v2")
     """
-    entry = get_entry(name)
-    folder = cache.model_dir(entry.name)
-    if is_complete(folder) and not force:  # the warm path of every `load`: no lock needed
-        return folder
-    with _entry_lock(entry.name):  # a second process waits, then finds the folder complete
-        if is_complete(folder) and not force:
-            return folder
-        files = [ensure_source(entry, s, require_hashes=require_hashes, progress=progress) for s in entry.sources]
-        return _convert(entry, *files[0])
+    return entry_folder(name, force=force, require_hashes=require_hashes, progress=progress)
 
 
 def convert_file(name: str, path: Path) -> Path:
@@ -80,34 +59,11 @@ def convert_file(name: str, path: Path) -> Path:
 
     Raises:
         FileNotFoundError, ChecksumError, NotACheckpointError, ConversionError.
+
+    Example:
+        >>> folder = convert_file("dira", Path("~/Downloads/dira.pth"))
     """
-    entry = get_entry(name)
-    with _entry_lock(entry.name):
-        files = [import_file(entry, source, file) for source, file in user_files(entry, Path(path).expanduser())]
-        return _convert(entry, *files[0])
-
-
-def _convert(entry: Entry, path: Path, digest: str) -> Path:
-    from .converters.convert import convert_checkpoint
-
-    with _CONVERTING:
-        try:
-            return convert_checkpoint(entry, path, digest)
-        finally:
-            _release_free_memory()
-
-
-def _release_free_memory() -> None:
-    """Hand freed heap memory back to the OS (glibc keeps it, so pulling many entries would keep growing).
-
-    Legacy checkpoints are unpickled into malloc'd storages; without this, each converted entry leaves its
-    size behind in the allocator's free lists.
-    """
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to trim
-            pass
+    return convert_user_file(name, path)
 
 
 def _pull_one(name: str, **options: bool) -> PullResult:

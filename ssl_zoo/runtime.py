@@ -37,16 +37,36 @@ class Speed:
     @classmethod
     def fast(cls, device: str | torch.device | None = None, *, compile: bool = False,
              workers: int | None = None) -> "Speed":
-        """The fast settings for ``device`` (default: CUDA when present, else CPU)."""
+        """The fast settings for ``device`` (default: CUDA when present, else CPU).
+
+        Nothing process-wide changes here: the cuDNN/TF32 flags are switched only inside ``numerics()``.
+        """
         dev = pick_device(device)
         cuda = dev.type == "cuda"
         if workers is None:
             workers = min(8, os.cpu_count() or 1) if cuda else 0
-        if cuda:
-            torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
         return cls(device=dev, bf16=cuda, channels_last=cuda, compile=compile, workers=workers)
+
+    @contextlib.contextmanager
+    def numerics(self) -> Iterator[None]:
+        """cuDNN autotuning and TF32 matmuls while the block runs (fast settings on CUDA only).
+
+        These flags are process-wide: a library call must not leave its caller's numerics changed, so the
+        previous values come back when the block ends, also on an exception.
+
+        Example:
+            >>> with Speed.fast().numerics():
+            ...     features = model(images)
+        """
+        if not (self.bf16 and self.device.type == "cuda"):  # plain() or CPU: the caller's settings as they are
+            yield
+            return
+        saved = _numerics_flags()
+        _set_numerics_flags((True, True, True))  # fixed input sizes: let cuDNN pick the fastest kernels
+        try:
+            yield
+        finally:
+            _set_numerics_flags(saved)
 
     def plain(self) -> "Speed":
         """The same device in plain fp32, NCHW, uncompiled: the baseline of the speed benchmarks."""
@@ -78,6 +98,15 @@ class Speed:
         if self.workers:
             kwargs.update(persistent_workers=True, prefetch_factor=4)
         return kwargs
+
+
+def _numerics_flags() -> tuple[bool, bool, bool]:
+    """(cuDNN benchmark, TF32 matmul, TF32 cuDNN) as the process has them now."""
+    return (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+
+
+def _set_numerics_flags(flags: tuple[bool, bool, bool]) -> None:
+    torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:

@@ -94,7 +94,7 @@ def private_only(monkeypatch: pytest.MonkeyPatch) -> str:
 # ---- list -------------------------------------------------------------------------------------------------
 
 def test_list_table(capsys: pytest.CaptureFixture) -> None:
-    code, out, _ = run(capsys, "list")
+    code, out, _ = run(capsys, "list", "--wide")
     lines = out.splitlines()
     assert code == 0
     assert lines[0].split() == ["NAME", "ARCH", "METHOD", "PRETRAINING", "DATA", "LICENCE", "STATUS"]
@@ -135,7 +135,7 @@ def test_list_user_supplied(capsys: pytest.CaptureFixture, private_only: str) ->
 
 
 def test_list_imports_no_framework_and_is_fast(tmp_path: Path) -> None:
-    script = ("import sys; from ssl_zoo.cli.main import main; rc = main(['list']); "
+    script = ("import sys; from ssl_zoo.cli.main import main; rc = main(['list', '--quiet']); "
               f"print([m for m in {HEAVY!r} if m in sys.modules], file=sys.stderr); sys.exit(rc)")
     env = {**os.environ, cache.HOME_ENV: str(tmp_path), "PYTHONPATH": str(REPO)}
     walls = []
@@ -286,7 +286,7 @@ def test_verify_nothing_cached(capsys: pytest.CaptureFixture) -> None:
 def test_verify_ok_table(capsys: pytest.CaptureFixture) -> None:
     download = put_download(UNPINNED)
     folder = put_folder(UNPINNED)
-    code, out, _ = run(capsys, "verify")
+    code, out, _ = run(capsys, "verify", "--wide")
     assert code == 0 and out.splitlines()[0].split() == ["NAME", "STATUS", "ITEM", "MESSAGE"]
     assert {(line.split()[1], line.split()[2]) for line in out.splitlines()[2:]} == {("ok", str(download)),
                                                                                        ("ok", str(folder))}

@@ -18,7 +18,8 @@ from filelock import FileLock
 
 from ssl_zoo.store import download
 from ssl_zoo.store.webpages import confirm_url
-from ssl_zoo.store.download import fetch, normalize_url, show_progress
+from ssl_zoo import progress
+from ssl_zoo.store.download import fetch, normalize_url
 from ssl_zoo.errors import ChecksumError, DiskFullError, DownloadError, NotACheckpointError
 from tests.loopback import LoopbackServer
 
@@ -515,12 +516,12 @@ def test_show_progress(monkeypatch, requested, tty, quiet, shown):
     monkeypatch.setattr(sys, "stderr", _Tty(tty))
     if quiet:
         monkeypatch.setenv("SSL_ZOO_QUIET", quiet)
-    assert show_progress(requested) is shown
+    assert progress.shown(requested) is shown
 
 
 def test_progress_bar_goes_to_stderr(server, blob, dest, monkeypatch, capsys):
     rel, _, _ = blob
-    monkeypatch.setattr(download, "show_progress", lambda requested: requested)
+    monkeypatch.setattr(progress, "shown", lambda requested: requested)
     fetch([f"{server.url}/{rel}"], dest, label="my-weights")
     captured = capsys.readouterr()
     assert "my-weights" in captured.err and captured.out == ""

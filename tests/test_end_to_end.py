@@ -11,7 +11,7 @@ import torch
 
 import ssl_zoo
 from ssl_zoo.store import cache
-from ssl_zoo.architectures import get_arch
+from ssl_zoo.architectures import ArchKind, get_arch
 from ssl_zoo.registry import get_entry
 
 from .conftest import ALL_NAMES
@@ -33,7 +33,7 @@ def test_pull_convert_load(name: str, mirror, fixtures) -> None:
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     assert_same_tensors(ssl_zoo.load_state_dict(name), expected)
     spec = get_arch(get_entry(name).arch)
-    if spec.kind != "timm":  # U-Nets and 3-D models: not timm backbones, see test_medical.py
+    if spec.kind is not ArchKind.TIMM:  # U-Nets and 3-D models: not timm backbones, see test_medical.py
         check_dense_entry(name, spec, expected)
         return
 
@@ -50,17 +50,17 @@ def test_pull_convert_load(name: str, mirror, fixtures) -> None:
 
 def check_dense_entry(name: str, spec, expected: dict[str, torch.Tensor]) -> None:
     """A U-Net or UNet3D entry: its backbone is the encoder, ``task="segmentation"`` the whole network."""
-    head = "segmentation_head.0.weight" if spec.kind == "smp-unet" else "out_tr.final_conv.weight"
+    head = "segmentation_head.0.weight" if spec.kind is ArchKind.SMP_UNET else "out_tr.final_conv.weight"
     classes = expected[head].shape[0]
-    encoder_prefix = "encoder." if spec.kind == "smp-unet" else "down_tr"
-    strip = len("encoder.") if spec.kind == "smp-unet" else 0
+    encoder_prefix = "encoder." if spec.kind is ArchKind.SMP_UNET else "down_tr"
+    strip = len("encoder.") if spec.kind is ArchKind.SMP_UNET else 0
     backbone = ssl_zoo.load(name)
     assert not backbone.training
     assert_same_tensors(backbone.state_dict(), {k[strip:]: v for k, v in expected.items() if k.startswith(encoder_prefix)})
     whole = ssl_zoo.load(name, task="segmentation", classes=classes)
     assert not whole.training
     assert_same_tensors(whole.state_dict(), expected)
-    x = torch.randn(2, 3, 64, 64) if spec.kind == "smp-unet" else torch.rand(1, 1, 32, 32, 32)
+    x = torch.randn(2, 3, 64, 64) if spec.kind is ArchKind.SMP_UNET else torch.rand(1, 1, 32, 32, 32)
     with torch.no_grad():
         assert backbone(x).shape == (x.shape[0], spec.num_features)
         assert whole(x).shape == (x.shape[0], classes, *x.shape[2:])

@@ -65,9 +65,11 @@ def test_list_does_not_import_torch():
 
 def test_compare_tiny_example_runs_quick(r18_folder, tmp_path, capsys):
     import importlib.util
+    import sys
     from pathlib import Path
 
     path = Path(__file__).resolve().parent.parent / "examples" / "compare_tiny.py"
+    sys.path.insert(0, str(path.parent))  # the examples import their shared _sources.py
     spec = importlib.util.spec_from_file_location("compare_tiny", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -66,7 +66,7 @@ def test_stats_interval_uses_student_t():
 def test_dice_empty_mask_rule():
     import torch
 
-    from ssl_zoo.evaluation.segment import dice_iou
+    from ssl_zoo.evaluation.segment_masks import dice_iou
 
     masks = torch.zeros(3, 1, 4, 4)
     masks[1, 0, :2] = 1  # 8 pixels

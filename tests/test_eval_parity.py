@@ -14,6 +14,8 @@ from ssl_zoo.evaluation import presets
 from ssl_zoo.evaluation.data import Samples
 from ssl_zoo.evaluation.presets import list_presets, resolve
 
+from .test_eval_support import r18_folder  # noqa: F401  (fixture)
+
 
 # ---------------------------------------------------------------------------------------------------- presets
 
@@ -328,3 +330,87 @@ def test_segmentation_schedule_and_dice_loss_follow_benchmark_transfer():
     masks = torch.tensor([[[[1.0, 0.0], [1.0, 1.0]]]])
     hand = 1 - (2 * (0.9 + 0.6) + 1) / (3 + 1.7 + 1)
     assert float(dice_loss(probs, masks)) == pytest.approx(hand)
+
+
+def test_multiclass_masks_score_dice_per_class_with_the_empty_rule():
+    import torch
+
+    from ssl_zoo.evaluation.segment_masks import dice_iou, foreground
+
+    ids = torch.tensor([[[[0, 1, 1, 2], [0, 0, 2, 2]]]], dtype=torch.float32)  # 2 pixels of class 1, 3 of class 2
+    logits = torch.full((1, 4, 2, 4), -5.0)  # background + 3 classes; class 3 absent from truth and prediction
+    predicted_ids = [[0, 1, 2, 2], [0, 0, 2, 1]]
+    for r, row in enumerate(predicted_ids):
+        for c, k in enumerate(row):
+            logits[0, k, r, c] = 5.0
+    probs = logits.softmax(1)[:, 1:]
+    dice, iou = dice_iou(probs, foreground(ids, 3), 3)
+    # class 1: tp 1, fp 1, fn 1 -> 2/4; class 2: tp 2, fp 1, fn 1 -> 4/6; class 3 empty vs empty -> 1
+    assert float(dice[0]) == pytest.approx((2 / 4 + 4 / 6 + 1.0) / 3)
+    assert float(iou[0]) == pytest.approx((1 / 3 + 2 / 4 + 1.0) / 3)
+
+
+def test_unet_entry_transfers_its_encoder_only_unless_asked_and_the_head_is_fresh(tmp_path_factory):
+    import torch
+
+    import ssl_zoo
+    from ssl_zoo.converters.convert import convert_checkpoint
+    from ssl_zoo.evaluation.segment import build_unet
+    from ssl_zoo.registry import get_entry
+
+    from .fixtures import build
+
+    root = tmp_path_factory.mktemp("dira-unet")
+    fixture = build("dira", root / "files", "default")
+    folder = convert_checkpoint(get_entry("dira"), fixture.path, "0" * 64, dest=root / "folder")
+    stored = ssl_zoo.load(folder, task="segmentation", classes=1).state_dict()
+    torch.manual_seed(0)
+    fresh = build_unet(folder, progress=False)[0].state_dict()
+    kept = build_unet(folder, keep_decoder=True, progress=False)[0].state_dict()
+    same = lambda state, prefix: all(torch.equal(state[k], stored[k]) for k in stored if k.startswith(prefix))
+    assert same(fresh, "encoder.") and same(kept, "encoder.") and same(kept, "decoder.")
+    assert not same(fresh, "decoder.")
+    assert not same(fresh, "segmentation_head.") and not same(kept, "segmentation_head.")
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_lists_presets_and_records_command_line_overrides(r18_folder, tmp_path, capsys):
+    import json
+
+    from ssl_zoo.cli.main import main
+
+    from .test_eval_support import learnable_samples  # noqa: F811
+
+    assert main(["presets"]) == 0
+    listing = capsys.readouterr().out
+    assert "ssl-transfer (default for fewshot, finetune, linear)" in listing and "[segment]" in listing
+    data = learnable_samples(40, classes=2)
+    np.savez(tmp_path / "data.npz", train_images=data.items[:30], train_labels=data.targets[:30, None],
+             test_images=data.items[30:], test_labels=data.targets[30:, None])
+    code = main(["probe", str(r18_folder), str(tmp_path / "data.npz"), "--preset", "ssl-transfer", "--C", "0.5",
+                 "--image-size", "32", "--out", str(tmp_path / "out"), "--quiet"])
+    assert code == 0
+    record = json.loads((tmp_path / "out" / "probe.json").read_text())
+    assert record["preset"]["preset"] == "ssl-transfer" and set(record["preset"]["overridden"]) == {"C", "image_size"}
+    assert record["trials"][0]["C"] == 0.5
+    assert main(["probe", str(r18_folder), str(tmp_path / "data.npz"), "--preset", "magical"]) != 0
+    assert "presets for linear: ssl-transfer" in capsys.readouterr().err
+
+
+def test_ssl_transfer_finetune_search_picks_the_best_validation_pair(r18_folder):
+    from ssl_zoo.evaluation.finetune import finetune
+
+    from .test_eval_support import learnable_samples  # noqa: F811
+
+    record = finetune(r18_folder, learnable_samples(40, classes=2), steps=4, batch_size=8, image_size=32,
+                      search=True, grid_size=1, early_stopping=False, progress=False)
+    trial = record["trials"][0]
+    pairs = np.array([(g["lr"], g["weight_decay"]) for g in trial["search"]])
+    assert np.allclose(pairs, [(1e-4, 0.0), (1e-4, 1e-2)], rtol=1e-6, atol=0)  # (lr, wd / lr), wd in [0, 1e-6]
+    scores = [g["val"]["accuracy"] for g in trial["search"]]
+    best = trial["search"][int(np.argmax(scores))]  # upstream: strictly better only, so the first of equals
+    assert (trial["lr"], trial["weight_decay"]) == (best["lr"], best["weight_decay"])
+    assert trial["steps_run"] == 4 and trial["stopped_at_step"] is None
+    assert record["preset"]["settings"]["optimizer"] == "sgd" and record["summary"]["accuracy"]["n"] == 1

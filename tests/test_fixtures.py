@@ -1,6 +1,6 @@
 """The checkpoint stand-ins in ``tests.fixtures`` match the documented upstream formats.
 
-The expectations below are written from ../shared/reference/formats-pytorch.md (section numbers in comments),
+The expectations below are written from the upstream layouts (section marks § as in ``fixtures/layouts.py``),
 independently of the builders, so a builder that drifts from the reference fails here.
 """
 

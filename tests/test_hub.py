@@ -18,9 +18,8 @@ import pytest
 import torch
 
 import ssl_zoo
-from ssl_zoo import errors
+from ssl_zoo import errors, resolve
 from ssl_zoo.store import cache
-from ssl_zoo.sharing import hub
 from ssl_zoo.modelfolder.files import read_weights
 from ssl_zoo.registry import all_entries
 
@@ -150,8 +149,8 @@ def test_source_hub_takes_the_registry_entry_from_the_hub(endpoint: FakeHub, fol
 def test_source_auto_falls_back_to_upstream_once_with_a_warning(mirror, fixtures, published_entry: None,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
-    monkeypatch.setattr(hub, "_announced", set())
-    with pytest.warns(hub.HubFallbackWarning, match="not fetched from the Hub"):
+    monkeypatch.setattr(resolve, "_announced", set())
+    with pytest.warns(errors.HubFallbackWarning, match="not fetched from the Hub"):
         ssl_zoo.load_state_dict(NAME)
     assert mirror.count(f"{NAME}/{fixtures[NAME].path.name}") == 1  # converted from the upstream file
 

@@ -14,7 +14,7 @@ import torch
 
 import ssl_zoo
 from ssl_zoo import __version__, errors
-from ssl_zoo.architectures import get_arch
+from ssl_zoo.architectures import ArchKind, get_arch
 from ssl_zoo.modelfolder.card import Provenance, config_dict, model_card
 from ssl_zoo.cli.main import main
 from ssl_zoo.modelfolder.files import read_weights
@@ -155,7 +155,7 @@ def test_every_card_parses_as_a_hub_card_with_valid_metadata(name: str) -> None:
     card = huggingface_hub.ModelCard(card_for(name), ignore_metadata_errors=False)
     data = card.data.to_dict()
     entry = get_entry(name)
-    timm_model = get_arch(entry.arch).kind == "timm"
+    timm_model = get_arch(entry.arch).kind is ArchKind.TIMM
     assert (data["library_name"] == "timm") == timm_model
     assert data["pipeline_tag"] in HUB_PIPELINE_TAGS
     assert data["license"] in HUB_LICENSES

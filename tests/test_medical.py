@@ -164,6 +164,7 @@ def test_models_genesis_transform_windows_hounsfield_units() -> None:
 
 
 def _example():
+    sys.path.insert(0, str(REPO / "examples"))  # the examples import their shared _sources.py
     spec = importlib.util.spec_from_file_location("chest_xray_features", REPO / "examples" / "chest_xray_features.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -184,6 +185,18 @@ def test_example_runs_a_real_radiograph_through_the_model(mirror) -> None:
     assert image.shape == (3, 320, 320) and torch.isfinite(image).all()
     assert abs(float(image.mean()) * 0.085585 + 0.5020 - 0.5) < 0.3  # CheXpert statistics undo to [0,1]
     assert example.features(path).shape == (1, 1024)  # (random fixture weights: the values mean nothing)
+
+
+def test_example_offline_from_a_mirror_folder_or_one_line(mirror, fixtures, monkeypatch, capsys) -> None:
+    example = _example()
+    monkeypatch.delenv("SSL_ZOO_MIRROR")
+    monkeypatch.setenv("SSL_ZOO_OFFLINE", "1")
+    assert example.run(example.main, []) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot run" in err and "--mirror" in err
+    mirror_root = fixtures[example.MODEL].path.parent.parent
+    assert example.run(example.main, ["--mirror", str(mirror_root)]) == 0
+    assert "(1, 1024) features" in capsys.readouterr().out
 
 
 # --- registry ------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ serves torchvision, timm and ``timm.create_model("local-dir:...")`` alike.
 
 from __future__ import annotations
 
+import enum
 import functools
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,14 @@ import torch
 from torch import nn
 
 from ..errors import RegistryError
+
+
+class ArchKind(enum.Enum):
+    """What builds an architecture, which decides how ``load`` assembles it and what its card says."""
+
+    TIMM = "timm"  # a timm backbone
+    SMP_UNET = "smp-unet"  # a 2-D segmentation_models_pytorch U-Net (``unet.py``)
+    UNET3D = "unet3d"  # Models Genesis' 3-D U-Net (``unet3d.py``)
 
 
 @dataclass(frozen=True)
@@ -28,7 +37,7 @@ class ArchSpec:
         first_conv: Key prefix of the stem convolution (adapted for ``in_chans`` != 3).
         pool_size: Spatial size of the last feature map at 224x224.
         feature_cfg: Extra arguments timm passes to its feature wrapper for ``features_only``.
-        kind: "timm" (a timm backbone), "smp-unet" (a 2-D U-Net, ``unet.py``) or "unet3d" (``unet3d.py``).
+        kind: What builds it (``ArchKind``).
         encoder: For a U-Net, the architecture of its encoder (the backbone ``load`` gives).
         parts: What a model folder of this architecture holds, as ``config.json``'s ``ssl_zoo.parts`` lists it.
     """
@@ -40,7 +49,7 @@ class ArchSpec:
     first_conv: str
     pool_size: tuple[int, int] = (7, 7)
     feature_cfg: dict[str, Any] = field(default_factory=dict)
-    kind: str = "timm"
+    kind: ArchKind = ArchKind.TIMM
     encoder: str = ""
     parts: tuple[str, ...] = ("backbone",)
 
@@ -58,14 +67,14 @@ def _unet_of(encoder: ArchSpec) -> ArchSpec:
     """The smp U-Net around ``encoder``; not a timm model: its name is what config.json records as "architecture"."""
     name = f"unet-{encoder.name}"
     return ArchSpec(name, name, encoder.num_features, "segmentation_head", f"encoder.{encoder.first_conv}",
-                    kind="smp-unet", encoder=encoder.name, parts=UNET_PARTS)
+                    kind=ArchKind.SMP_UNET, encoder=encoder.name, parts=UNET_PARTS)
 
 
 ARCHS: dict[str, ArchSpec] = {
     **{spec.name: spec for spec in BACKBONES},
     **{f"unet-{spec.name}": _unet_of(spec) for spec in BACKBONES},  # DiRA, MAGICAL and U-Nets pre-trained here
     "unet3d": ArchSpec("unet3d", "unet3d", 512, "out_tr", "down_tr64.ops.0.conv1", pool_size=(8, 8, 4),
-                       kind="unet3d", parts=UNET_PARTS),
+                       kind=ArchKind.UNET3D, parts=UNET_PARTS),
 }
 
 
@@ -86,12 +95,12 @@ def build_backbone(arch: str, *, in_chans: int = 3) -> nn.Module:
     Building on the meta device skips random initialisation, which would cost more than reading the weights.
     """
     spec = get_arch(arch)
-    if spec.kind == "smp-unet":
+    if spec.kind is ArchKind.SMP_UNET:
         from .unet import build_unet
 
         with torch.device("meta"):
             return build_unet(spec.encoder, in_chans=in_chans)
-    if spec.kind == "unet3d":
+    if spec.kind is ArchKind.UNET3D:
         from .unet3d import UNet3D
 
         with torch.device("meta"):
@@ -112,7 +121,7 @@ def expected_shapes(arch: str, tensors: dict[str, torch.Tensor]) -> dict[str, tu
     """The exact target of converting ``tensors``: ``trunk_shapes``, except that a U-Net's output layer has as
     many channels as the file's (the class count belongs to the task it was trained on, e.g. 3 for MedMNIST)."""
     shapes = dict(trunk_shapes(arch))
-    head = {"smp-unet": "segmentation_head.0.", "unet3d": "out_tr.final_conv."}.get(get_arch(arch).kind)
+    head = {ArchKind.SMP_UNET: "segmentation_head.0.", ArchKind.UNET3D: "out_tr.final_conv."}.get(get_arch(arch).kind)
     for key in [k for k in shapes if head and k.startswith(head)]:
         if key in tensors and tensors[key].dim() == len(shapes[key]):
             shapes[key] = (tensors[key].shape[0], *shapes[key][1:])

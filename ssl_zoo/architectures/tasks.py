@@ -11,14 +11,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import SslZooError
-from . import get_arch
+from ..errors import OptionError, UnknownTaskError
+from . import ArchKind, get_arch
 
 TASKS = ("classification", "segmentation")
-
-
-class UnknownTaskError(SslZooError, ValueError):
-    """A ``task=`` that ssl_zoo does not build."""
 
 
 def check_task(task: str) -> None:
@@ -27,10 +23,35 @@ def check_task(task: str) -> None:
         raise UnknownTaskError(f"unknown task {task!r}: pass task='classification' or task='segmentation'")
 
 
+def check_options(kind: ArchKind, task: str, *, features_only: bool, exact: bool | None, num_classes: int,
+                  classes: int | None) -> None:
+    """Raise ``OptionError`` for a ``load`` option that cannot apply to an architecture of ``kind`` and ``task``.
+
+    Raises:
+        OptionError: Naming the option, why it cannot apply and what to pass instead.
+    """
+    builds = "a segmentation network" if task == "segmentation" else "Models Genesis' UNet3D encoder"
+    segmenting = task == "segmentation" or kind is ArchKind.UNET3D
+    reasons = {
+        "features_only": (features_only and segmenting,
+                          f"{builds} has no timm feature wrapper: load the backbone (task='classification')"),
+        "exact": (exact is not None and segmenting,
+                  f"TF 'SAME' padding is applied to timm backbones only, not to {builds}: drop exact="),
+        "num_classes": (bool(num_classes) and task == "segmentation",
+                        "a segmentation network has no classification head: pass classes= for its output channels"),
+        "classes": (classes is not None and task == "classification",
+                    "classes= sets a segmentation head's channels: pass num_classes= for a classification head, "
+                    "or task='segmentation'"),
+    }
+    for option, (bad, why) in reasons.items():
+        if bad:
+            raise OptionError(f"{option} cannot apply with task={task!r}: {why}")
+
+
 def backbone_part(arch: str, weights: dict[str, torch.Tensor]) -> tuple[str, dict[str, torch.Tensor]]:
     """The backbone architecture and tensors: a U-Net's encoder (``encoder.`` stripped), anything else unchanged."""
     spec = get_arch(arch)
-    if spec.kind != "smp-unet":
+    if spec.kind is not ArchKind.SMP_UNET:
         return arch, weights
     from .unet import part
 
@@ -42,8 +63,9 @@ def segmentation_model(arch: str, weights: dict[str, torch.Tensor], *, classes: 
     from .unet import segmentation_unet
 
     spec = get_arch(arch)
-    encoder = spec.encoder if spec.kind == "smp-unet" else spec.name
-    return segmentation_unet(encoder, weights, classes=classes, in_chans=in_chans, unet_file=spec.kind == "smp-unet")
+    unet_file = spec.kind is ArchKind.SMP_UNET
+    encoder = spec.encoder if unet_file else spec.name
+    return segmentation_unet(encoder, weights, classes=classes, in_chans=in_chans, unet_file=unet_file)
 
 
 def unet3d_model(weights: dict[str, torch.Tensor], *, task: str, classes: int, num_classes: int) -> nn.Module:

@@ -2,8 +2,7 @@
 
 TF "SAME" pads ``total = max((ceil(n/s) - 1) * s + k - n, 0)`` split ``total // 2`` before and the rest after,
 so on an even-sized map a stride-2 layer pads (0, 1) where torch's symmetric padding pads (1, 1): the windows
-shift by one pixel and the features differ by ~1e-2 (SimCLR) to ~7e-2 (BYOL) relative
-(formats-foreign.md §1.3, §3.4). The subclasses here pad exactly as TF does and are swapped into a built model
+shift by one pixel and the features differ by ~1e-2 (SimCLR) to ~7e-2 (BYOL) relative. The subclasses here pad exactly as TF does and are swapped into a built model
 by changing the class of the existing module, so its parameters, names and state-dict keys stay torchvision's.
 """
 

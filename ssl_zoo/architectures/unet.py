@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import ConversionError
+from ..extras import extra_imports
 
 PARTS = ("encoder", "decoder", "segmentation_head")
 HEAD_WEIGHT = "segmentation_head.0.weight"
@@ -28,16 +29,10 @@ HEAD_WEIGHT = "segmentation_head.0.weight"
 
 def build_unet(encoder: str, *, classes: int = 1, in_chans: int = 3) -> nn.Module:
     """A randomly initialised ``smp.Unet`` with a timm/torchvision-named ``encoder`` (resnet18/50, densenet121)."""
-    import segmentation_models_pytorch as smp
+    with extra_imports():
+        import segmentation_models_pytorch as smp
 
     return smp.Unet(encoder, encoder_weights=None, classes=classes, in_channels=in_chans)
-
-
-def unet_shapes(encoder: str, classes: int = 1) -> dict[str, tuple[int, ...]]:
-    """Every key of the U-Net with ``encoder`` and ``classes`` outputs, and its shape (built on the meta device)."""
-    with torch.device("meta"):
-        model = build_unet(encoder, classes=classes)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
 def file_classes(tensors: dict[str, torch.Tensor], default: int = 1) -> int:

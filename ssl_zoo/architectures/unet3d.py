@@ -1,6 +1,6 @@
 """Models Genesis' 3-D U-Net (MrGiovanni/ModelsGenesis ``pytorch/unet3d.py``), with its exact state-dict keys.
 
-Keys (106, formats-pytorch.md §12): ``down_tr{64,128,256,512}.ops.{0,1}.{conv1,bn1}.*`` (channels
+Keys (106, as in the Models Genesis release): ``down_tr{64,128,256,512}.ops.{0,1}.{conv1,bn1}.*`` (channels
 1→32→64, 64→64→128, 128→128→256, 256→256→512), ``up_tr{256,128,64}.up_conv.*`` (2x2x2 transposed convolutions)
 and ``.ops.{0,1}.*``, and ``out_tr.final_conv.*`` (1x1x1, one output per label, sigmoid).
 

@@ -6,13 +6,14 @@ import argparse
 import dataclasses
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
 from .. import inventory
 from ..registry import Entry, get_entry, list_models
 from ..store import cache
-from .common import Column, add_command, emit, field, note, progress_enabled
+from .common import Column, add_command, emit, field, note, plural, positive_int, progress_enabled, terminal_width
 
 
 def _licence(record: dict[str, Any]) -> str:
@@ -35,6 +36,10 @@ def _list_record(entry: Entry) -> dict[str, Any]:
             "status": inventory.entry_state(entry.name).status}
 
 
+STATUS_LEGEND = ("STATUS: converted = model folder ready to load; downloaded = upstream file cached, not converted "
+                 "yet; user-supplied = no public download, bring the file (`ssl-zoo info NAME`); - = nothing cached")
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     """``ssl-zoo list``: the registry as a table, filtered."""
     pattern = args.pattern if any(c in args.pattern for c in "*?[") else f"*{args.pattern}*"
@@ -42,6 +47,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     emit(args, [_list_record(get_entry(n)) for n in names], LIST_COLUMNS)
     if not names:
         print("no entry matches; run `ssl-zoo list` to see every name", file=sys.stderr)
+    elif not args.json:
+        note(args, textwrap.fill(STATUS_LEGEND, terminal_width()))
     return 0
 
 
@@ -84,8 +91,10 @@ def _skipped(name: str) -> dict[str, Any]:
 
 
 def _pull_targets(args: argparse.Namespace) -> tuple[list[str], list[dict[str, Any]]]:
-    if bool(args.names) == bool(args.all):
-        args.parser.error("give entry names or --all (not both)")
+    if not args.names and not args.all:
+        args.parser.error("name the entries to pull (see `ssl-zoo list`), or give --all")
+    if args.names and args.all:
+        args.parser.error("give entry names or --all, not both")
     if not args.all:
         return args.names, []
     # Without a mirror, a user-supplied entry with nothing cached can only fail: report it, do not fail on it.
@@ -99,11 +108,15 @@ def cmd_pull(args: argparse.Namespace) -> int:
     from ..pulling import pull_many
 
     names, skipped = _pull_targets(args)
-    note(args, f"pulling {len(names)} entries, {args.jobs} at a time")
+    note(args, f"pulling {plural(len(names), 'entry', 'entries')}, {args.jobs} at a time")
     results = pull_many(names, jobs=args.jobs, force=args.force, require_hashes=args.require_hashes,
                         progress=progress_enabled(args))
     records = [{**dataclasses.asdict(r), "folder": r.folder and str(r.folder)} for r in results] + skipped
     emit(args, records, PULL_COLUMNS)
+    if not args.json:  # the table may cut an error to fit the terminal: each one whole, where it can be read
+        for result in results:
+            if not result.ok:
+                print(f"{result.name}: {result.error}", file=sys.stderr)
     return 1 if any(not r.ok for r in results) else 0
 
 
@@ -135,7 +148,8 @@ def cmd_mirror_export(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = add_command(sub, common, "list", cmd_list, "list the registry entries and what the cache holds")
+    p = add_command(sub, common, "list", cmd_list, "list the registry entries and what the cache holds. "
+                    + STATUS_LEGEND)
     p.add_argument("pattern", nargs="?", default="*", metavar="PATTERN",
                    help="wildcard on the name ('moco*'); plain text matches anywhere in the name")
     p.add_argument("--arch", help="only this architecture (resnet50, resnet18, densenet121)")
@@ -146,7 +160,7 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = add_command(sub, common, "pull", cmd_pull, "download and convert entries (in parallel)")
     p.add_argument("names", nargs="*", metavar="NAME")
     p.add_argument("--all", action="store_true", help="every registry entry")
-    p.add_argument("--jobs", "-j", type=int, default=4, help="entries worked on at once (default 4)")
+    p.add_argument("--jobs", "-j", type=positive_int, default=4, help="entries worked on at once (default 4)")
     p.add_argument("--force", action="store_true", help="convert again even if the model folder exists")
     p.add_argument("--require-hashes", action="store_true", help="refuse files without a pinned or recorded sha256")
     p = add_command(sub, common, "convert", cmd_convert, "convert a checkpoint you downloaded yourself", json_flag=False)

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from typing import Any, Callable, Iterable, Sequence
 
-from ..store import cache
+from ..progress import quiet
 
 EXIT_CODES = """\
 exit codes: 0 success; 1 an error, or an entry that pull or verify found failed; 2 a usage error;
@@ -28,24 +29,58 @@ def field(key: str) -> Callable[[dict[str, Any]], object]:
     return lambda record: record[key]
 
 
-def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """Plain-text table: left-aligned columns two spaces apart, a dashed rule under the header."""
+def terminal_width() -> int:
+    """Columns of the terminal (``COLUMNS`` when set; 96 when stdout is not a terminal)."""
+    return shutil.get_terminal_size((96, 24)).columns
+
+
+def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, width: int | None = None) -> str:
+    """Plain-text table: left-aligned columns two spaces apart, a dashed rule under the header.
+
+    Args:
+        headers: Column titles.
+        rows: Cells, turned into text with ``str``.
+        width: Fit the table into this many columns by narrowing the widest columns and ending cut cells with
+            "…"; None keeps every cell whole (``--wide``).
+    """
     cells = [list(headers), *([str(c) for c in row] for row in rows)]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    widths = _fit([max(len(row[i]) for row in cells) for i in range(len(headers))], headers, width)
+    lines = ["  ".join(_cut(c, w).ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _fit(widths: list[int], headers: Sequence[str], width: int | None) -> list[int]:
+    """Narrow the widest column, one character at a time, until the table fits ``width``.
+
+    Headers stay whole, and so does the first column: it holds the names a user types next.
+    """
+    widths = list(widths)
+    floors = [widths[0]] + [max(len(h), 6) for h in headers[1:]]
+    while width and sum(widths) + 2 * (len(widths) - 1) > width:
+        candidates = [i for i, w in enumerate(widths) if w > floors[i]]
+        if not candidates:
+            break
+        widest = max(candidates, key=lambda i: widths[i])
+        widths[widest] -= 1
+    return widths
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def emit(args: argparse.Namespace, records: list[dict[str, Any]], columns: list[Column]) -> None:
     if args.json:
         print(json.dumps(records, indent=2, default=str))
     elif records:
-        print(format_table([h for h, _ in columns], ([get(r) for _, get in columns] for r in records)))
+        width = None if getattr(args, "wide", False) else terminal_width()
+        print(format_table([h for h, _ in columns], ([get(r) for _, get in columns] for r in records), width=width))
 
 
 def progress_enabled(args: argparse.Namespace) -> bool:
-    return not (getattr(args, "quiet", False) or cache.env_flag(cache.QUIET_ENV))
+    """Whether the user wants progress and notes: no ``--quiet`` and no ``SSL_ZOO_QUIET``."""
+    return not (getattr(args, "quiet", False) or quiet())
 
 
 def note(args: argparse.Namespace, message: str) -> None:
@@ -60,4 +95,50 @@ def add_command(sub: Any, common: argparse.ArgumentParser, name: str, func: Call
     parser.set_defaults(func=func, parser=parser, json=False)
     if json_flag:
         parser.add_argument("--json", action="store_true", help="print JSON with the same fields as the table")
+        parser.add_argument("--wide", action="store_true", help="print every cell whole instead of fitting the "
+                            "table to the terminal (cut cells end with …)")
     return parser
+
+
+def plural(count: int, one: str, many: str) -> str:
+    """``"1 entry"`` / ``"3 entries"``."""
+    return f"{count} {one if count == 1 else many}"
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1, checked before any work starts."""
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0 (a learning rate, C)."""
+    value = _number(text, float)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a share in (0, 1], such as a label fraction."""
+    value = _number(text, float)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1] (0.1 is 10 %), got {text}")
+    return value
+
+
+def _number(text: str, kind: type) -> Any:
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not {'an integer' if kind is int else 'a number'}: {text!r}") from None

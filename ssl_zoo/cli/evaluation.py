@@ -11,7 +11,7 @@ import argparse
 import json
 from typing import Any, Callable
 
-from .common import add_command
+from .common import add_command, format_table, fraction, note, positive_float, positive_int, progress_enabled
 
 DEFAULT_OUT = "ssl_zoo_runs"
 SUMMARY_HEADERS = ("MODEL", "LABELS", "METRIC", "MEAN", "STD", "95% CI", "TRIALS")
@@ -28,8 +28,6 @@ def _summary_rows(record: dict) -> list[list[str]]:
 
 
 def _print_record(args: argparse.Namespace, record: dict, rows: list[list[str]]) -> int:
-    from .common import format_table
-
     if args.json:
         from ..evaluation.results import clean
 
@@ -42,13 +40,14 @@ def _print_record(args: argparse.Namespace, record: dict, rows: list[list[str]])
 def _read(args: argparse.Namespace) -> Any:
     from ..evaluation.data import read_dataset
 
-    options = {"uncertain": args.uncertain, "image_column": args.image_column, "label_columns": args.label_columns}
-    return read_dataset(args.data, masks=getattr(args, "masks", None), **options)
+    options = {"uncertain": args.uncertain, "image_column": args.image_column, "label_columns": args.label_columns,
+               "convention": args.convention, "views": args.views, "size": args.size}
+    if args.root is not None:
+        options.update(download=args.download or None, progress=progress_enabled(args))
+    return read_dataset(args.data, root=args.root, masks=getattr(args, "masks", None), **options)
 
 
 def _common(args: argparse.Namespace) -> dict[str, Any]:
-    from .common import progress_enabled
-
     return {"image_size": args.image_size, "in_chans": args.in_chans, "device": args.device,
             "progress": progress_enabled(args)}
 
@@ -63,13 +62,20 @@ OVERRIDES = {
     "fewshot": {"n_way": "n_way", "k_shot": "k_shot", "n_query": "n_query", "episodes": "episodes",
                 "batch_size": "batch_size", "normalization": "normalization"},
     "segment": {"epochs": "epochs", "patience": "patience", "lr": "lr", "batch_size": "batch_size",
-                "keep_decoder": "keep_decoder", "normalization": "normalization"},
+                "keep_decoder": "keep_decoder", "normalization": "normalization", "classes": "classes"},
 }
 
 
+PROTOCOL_OF = {"probe": "linear", "finetune": "finetune", "fewshot": "fewshot", "segment": "segment"}
+
+
 def _protocol(args: argparse.Namespace) -> dict[str, Any]:
-    """``preset`` plus the setting overrides given on the command line, and the common options."""
+    """``preset`` plus the setting overrides given on the command line, and the common options; a bad preset name
+    or setting fails here, before any data is read."""
+    from ..evaluation.presets import resolve
+
     given = {field: getattr(args, dest) for dest, field in OVERRIDES[args.command].items()}
+    resolve(PROTOCOL_OF[args.command], args.preset, image_size=args.image_size, **given)
     return {"preset": args.preset, **_common(args), **given}
 
 
@@ -81,8 +87,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
     """``ssl-zoo probe MODEL DATA``."""
     from ..evaluation.probe import linear_probe
 
+    options = _protocol(args)
     record = linear_probe(args.model, _read(args), out_dir=_out(args), label_fraction=args.label_fraction,
-                          trials=args.trials, seed=args.seed, **_protocol(args))
+                          trials=args.trials, seed=args.seed, **options)
     return _print_record(args, record, _summary_rows(record))
 
 
@@ -90,8 +97,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     """``ssl-zoo finetune MODEL DATA``."""
     from ..evaluation.finetune import finetune
 
+    options = _protocol(args)
     record = finetune(args.model, _read(args), out_dir=_out(args), label_fraction=args.label_fraction,
-                      trials=args.trials, seed=args.seed, compile=args.compile, **_protocol(args))
+                      trials=args.trials, seed=args.seed, compile=args.compile, **options)
     return _print_record(args, record, _summary_rows(record))
 
 
@@ -99,8 +107,11 @@ def cmd_segment(args: argparse.Namespace) -> int:
     """``ssl-zoo segment MODEL IMAGES --masks MASKS``."""
     from ..evaluation.segment import segment
 
+    if args.root is None and args.masks is None:
+        args.parser.error("give --masks DIR with a folder of images, or a card name with --root DIR")
+    options = _protocol(args)
     record = segment(args.model, _read(args), out_dir=_out(args), label_fraction=args.label_fraction,
-                     trials=args.trials, seed=args.seed, **_protocol(args))
+                     trials=args.trials, seed=args.seed, **options)
     return _print_record(args, record, _summary_rows(record))
 
 
@@ -108,7 +119,8 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
     """``ssl-zoo fewshot MODEL DATA``."""
     from ..evaluation.fewshot import fewshot
 
-    record = fewshot(args.model, _read(args), out_dir=_out(args), seed=args.seed, **_protocol(args))
+    options = _protocol(args)
+    record = fewshot(args.model, _read(args), out_dir=_out(args), seed=args.seed, **options)
     return _print_record(args, record, _summary_rows({**record, "summary": {"accuracy": record["summary"]}}))
 
 
@@ -126,7 +138,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                      shard=args.shard, test=args.test, resamples=args.resamples, dataset=Path(args.data).name,
                      preset=args.preset, **_common(args), **{k: v for k, v in options.items() if v is not None})
     if result["missing"]:
-        _note(f"{result['done']} of {result['cells']} runs are in {_out(args)}; the table is written once all are "
+        note(args, f"ssl-zoo: note: {result['done']} of {result['cells']} runs are in {_out(args)}; the table is written once all are "
               f"(run the other shards, or rerun without --shard to finish them)")
     rows = [[r["model"], f"{100 * r['label_fraction']:g}%", args.metric, _fmt(r["mean"]), _fmt(r["std"]),
              _fmt(r["ci95"]), str(r["n"]), "-" if r.get("p_value") is None else f"{r['p_value']:.3g}"]
@@ -135,16 +147,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
               "done": result["done"], "cells": result["cells"]}
     if args.json:
         return _print_record(args, record, rows)
-    from .common import format_table
 
     print(format_table((*SUMMARY_HEADERS, "P VS FIRST"), rows))
     return 0
-
-
-def _note(message: str) -> None:
-    import sys
-
-    print(f"ssl-zoo: note: {message}", file=sys.stderr)
 
 
 def _warned(run: Callable[[], dict]) -> dict:
@@ -164,7 +169,6 @@ def _warned(run: Callable[[], dict]) -> dict:
 
 def cmd_saliency(args: argparse.Namespace) -> int:
     """``ssl-zoo saliency MODEL IMAGE...``: overlays (PNG, PDF, SVG), maps (.npy) and attentive diffusion."""
-    from .common import format_table
     from ..evaluation.saliency import saliency
 
     record = saliency(args.model, args.images, _out(args), preset=args.preset, image_size=args.image_size,
@@ -181,7 +185,6 @@ def cmd_saliency(args: argparse.Namespace) -> int:
 
 def cmd_invariance(args: argparse.Namespace) -> int:
     """``ssl-zoo invariance MODEL DATA``: Mahalanobis distance and whitened cosine per transform (or across views)."""
-    from .common import format_table
     from ..evaluation.invariance import invariance, multiview_invariance
 
     data = _read(args)
@@ -209,7 +212,6 @@ def cmd_invariance(args: argparse.Namespace) -> int:
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     """``ssl-zoo reconstruct MODEL IMAGE...``: deep-image-prior reconstructions and their LPIPS distances."""
-    from .common import format_table
     from ..evaluation.reconstruction import reconstruct
 
     record = reconstruct(args.model, args.images, _out(args), preset=args.preset, device=args.device,
@@ -259,8 +261,8 @@ def _preset_option(p: argparse.ArgumentParser, protocol: str) -> None:
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--image-size", type=int, help="crop size (default: the preset's, 224); small sizes make fast runs")
-    p.add_argument("--in-chans", type=int, default=3, help="model input channels (1: grayscale stem; default 3)")
+    p.add_argument("--image-size", type=positive_int, help="crop size (default: the preset's, 224); small sizes make fast runs")
+    p.add_argument("--in-chans", type=positive_int, default=3, help="model input channels (1: grayscale stem; default 3)")
     p.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA when present)")
     p.add_argument("--seed", type=int, default=0, help="seed of the splits and of trial 0 (default 0)")
     p.add_argument("--out", help=f"result folder (default {DEFAULT_OUT}/<command>)")
@@ -268,20 +270,27 @@ def _model_options(p: argparse.ArgumentParser) -> None:
 
 def _data_options(p: argparse.ArgumentParser, positional: bool = True) -> None:
     if positional:
-        p.add_argument("data", metavar="DATA", help="class folder, CSV of paths and labels, or MedMNIST-style .npz")
+        p.add_argument("data", metavar="DATA", help="dataset card name (with --root), class folder, CSV of paths and "
+                       "labels (optional split/group columns), or MedMNIST-style .npz")
+    p.add_argument("--root", metavar="DIR", help="card: the folder holding the dataset (`ssl-zoo datasets info NAME`)")
+    p.add_argument("--convention", help="card: label convention (default: the papers'; see `ssl-zoo datasets info`)")
+    p.add_argument("--views", choices=("all", "frontal"), help="card: keep frontal radiographs only (CheXpert, MIMIC)")
+    p.add_argument("--size", type=int, choices=(28, 64, 128, 224), help="MedMNIST card: image size (default 28)")
+    p.add_argument("--download", action="store_true", help="MedMNIST card: download a missing file (md5-checked)")
     p.add_argument("--image-column", help="CSV: the image path column (default: the first)")
     p.add_argument("--label-columns", nargs="+", metavar="COL", help="CSV: label columns (default: all others)")
-    p.add_argument("--uncertain", default="zeros", choices=("zeros", "ones", "lsr-ones", "lsr-zeros"),
-                   help="CSV: what -1 (uncertain) becomes (default zeros; lsr-*: seeded uniform soft labels)")
+    p.add_argument("--uncertain", choices=("zeros", "ones", "lsr-ones", "lsr-zeros"),
+                   help="what -1 (uncertain) becomes (CSV default zeros; a card: its convention's; lsr-*: seeded "
+                   "uniform soft labels)")
 
 
 def _training_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--label-fraction", type=float, default=1.0, help="share of the training labels (default 1)")
-    p.add_argument("--trials", type=int, default=1, help="independent runs, seed + t (default 1)")
-    p.add_argument("--epochs", type=int, help="maximum epochs (default: the preset's)")
-    p.add_argument("--patience", type=int, help="early stopping patience in checks (default: the preset's)")
-    p.add_argument("--lr", type=float, help="learning rate (default: the preset's)")
-    p.add_argument("--batch-size", type=int, help="images per step (default: the preset's)")
+    p.add_argument("--label-fraction", type=fraction, default=1.0, help="share of the training labels (default 1)")
+    p.add_argument("--trials", type=positive_int, default=1, help="independent runs, seed + t (default 1)")
+    p.add_argument("--epochs", type=positive_int, help="maximum epochs (default: the preset's)")
+    p.add_argument("--patience", type=positive_int, help="early stopping patience in checks (default: the preset's)")
+    p.add_argument("--lr", type=positive_float, help="learning rate (default: the preset's)")
+    p.add_argument("--batch-size", type=positive_int, help="images per step (default: the preset's)")
 
 
 def _add(sub: Any, common: argparse.ArgumentParser, name: str, func: Callable, summary: str,
@@ -302,14 +311,14 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = _add(sub, common, "probe", cmd_probe, "linear probe on frozen features (C chosen on a validation split)")
     _data_options(p)
     _preset_option(p, "linear probe (ssl-transfer)")
-    p.add_argument("--label-fraction", type=float, default=1.0, help="share of the training labels (default 1)")
-    p.add_argument("--trials", type=int, default=1, help="runs with different label subsets (default 1)")
-    p.add_argument("--C", type=float, help="skip the C search and use this value")
+    p.add_argument("--label-fraction", type=fraction, default=1.0, help="share of the training labels (default 1)")
+    p.add_argument("--trials", type=positive_int, default=1, help="runs with different label subsets (default 1)")
+    p.add_argument("--C", type=positive_float, help="skip the C search and use this value")
     p.add_argument("--metric", choices=("accuracy", "mean_per_class_accuracy", "auc", "dataset"),
                    help="C selection metric (default: the dataset's, else accuracy)")
     p.add_argument("--features", choices=("raw", "standardized"), help="default raw, as upstream")
-    p.add_argument("--max-iter", type=int, help="lbfgs iterations per fit (default 100, as upstream)")
-    p.add_argument("--batch-size", type=int, help="images per forward pass (default 64)")
+    p.add_argument("--max-iter", type=positive_int, help="lbfgs iterations per fit (default 100, as upstream)")
+    p.add_argument("--batch-size", type=positive_int, help="images per forward pass (default 64)")
     p = _add(sub, common, "finetune", cmd_finetune, "fine-tune every layer with a new head (early stopping)")
     _data_options(p)
     _preset_option(p, "fine-tune (ssl-transfer)")
@@ -317,58 +326,60 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, help="step budget (0: train by --epochs; default: the preset's)")
     p.add_argument("--wd", type=float, help="weight decay (default: the preset's)")
     p.add_argument("--search", action="store_true", default=None, help="search the upstream lr/wd grid first")
-    p.add_argument("--grid-size", type=int, help="values per axis of the --search grid (default 2)")
+    p.add_argument("--grid-size", type=positive_int, help="values per axis of the --search grid (default 2)")
     p.add_argument("--early-stopping", action=argparse.BooleanOptionalAction, help="default: the preset's")
     p.add_argument("--select-on", choices=("accuracy", "mean_per_class_accuracy", "auc", "loss", "dataset"))
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
     p = _add(sub, common, "segment", cmd_segment, "train a U-Net with the model as encoder; Dice and IoU")
-    p.add_argument("data", metavar="IMAGES", help="folder of images")
-    p.add_argument("--masks", required=True, metavar="DIR", help="folder of masks named like the images")
+    p.add_argument("data", metavar="IMAGES", help="folder of images, or a segmentation card name with --root")
+    p.add_argument("--masks", metavar="DIR", help="folder of masks named like the images (not with a card)")
     _data_options(p, positional=False)
     _preset_option(p, "segmentation (benchmark-transfer)")
     _training_options(p)
     p.add_argument("--keep-decoder", action="store_true", default=None,
                    help="keep a U-Net entry's pre-trained decoder (default: encoder-only transfer, as upstream)")
+    p.add_argument("--classes", type=positive_int,
+                   help="foreground classes (default 1: mask > 0; K > 1: masks hold class ids 0..K)")
     p = _add(sub, common, "fewshot", cmd_fewshot, "prototypical-network n-way k-shot accuracy on frozen features")
     _data_options(p)
     _preset_option(p, "few-shot (ssl-transfer)")
     for flag in ("--n-way", "--k-shot", "--n-query", "--episodes", "--batch-size"):
-        p.add_argument(flag, type=int, help="default: the preset's (5, 5, 15, 600, 64)")
+        p.add_argument(flag, type=positive_int, help="default: the preset's (5, 5, 15, 600, 64)")
     p = _add(sub, common, "compare", cmd_compare, "many models x label fractions x trials: table and plot",
              model_nargs="+")
     p.add_argument("--data", required=True, metavar="DATA", help="class folder, CSV or .npz")
     _data_options(p, positional=False)
     p.add_argument("--protocol", default="finetune", help="finetune (default) or probe")
     p.add_argument("--preset", metavar="NAME", help="the protocol's preset (default: its paper's)")
-    p.add_argument("--label-fractions", type=float, nargs="+", default=[0.1, 1.0], help="default 0.1 1.0")
-    p.add_argument("--trials", type=int, default=3, help="runs per model and fraction (default 3)")
+    p.add_argument("--label-fractions", type=fraction, nargs="+", default=[0.1, 1.0], help="default 0.1 1.0")
+    p.add_argument("--trials", type=positive_int, default=3, help="runs per model and fraction (default 3)")
     p.add_argument("--metric", choices=("auc", "accuracy"), default="auc", help="default auc")
     p.add_argument("--test", choices=("bootstrap", "delong"), default="bootstrap",
                    help="paired test against the first model: bootstrap of the metric (default) or DeLong (AUC)")
-    p.add_argument("--resamples", type=int, default=2000, help="bootstrap draws (default 2000)")
+    p.add_argument("--resamples", type=positive_int, default=2000, help="bootstrap draws (default 2000)")
     p.add_argument("--shard", metavar="K/N", help="run only the K-th of N shares of the model x fraction x trial "
                    "runs (a Slurm array: --shard $((SLURM_ARRAY_TASK_ID+1))/$SLURM_ARRAY_TASK_COUNT)")
-    p.add_argument("--epochs", type=int, help="finetune: maximum epochs (default: the preset's)")
-    p.add_argument("--patience", type=int, help="finetune: early stopping patience (default: the preset's)")
-    p.add_argument("--batch-size", type=int, help="default: the preset's")
+    p.add_argument("--epochs", type=positive_int, help="finetune: maximum epochs (default: the preset's)")
+    p.add_argument("--patience", type=positive_int, help="finetune: early stopping patience (default: the preset's)")
+    p.add_argument("--batch-size", type=positive_int, help="default: the preset's")
     p = _add(sub, common, "saliency", cmd_saliency, "occlusion saliency maps and attentive diffusion (ssl-transfer)")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, DICOM, NIfTI)")
     _preset_option(p, "saliency (ssl-transfer)")
-    p.add_argument("--window", type=int, help="occluding square, slid with stride 1 (default 10)")
-    p.add_argument("--batch-size", type=int, default=64, help="occluded copies per forward pass (default 64)")
+    p.add_argument("--window", type=positive_int, help="occluding square, slid with stride 1 (default 10)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="occluded copies per forward pass (default 64)")
     p = _add(sub, common, "invariance", cmd_invariance, "feature invariance to 18 transform families or across views")
     _data_options(p)
     _preset_option(p, "invariance (ssl-transfer)")
     p.add_argument("--transforms", nargs="+", metavar="FAMILY", help="families to score (default all 18)")
-    p.add_argument("--k", type=int, help="copies per family (default: upstream's 256 / 2 / 7)")
-    p.add_argument("--num-images", type=int, help="images scored (default 100)")
+    p.add_argument("--k", type=positive_int, help="copies per family (default: upstream's 256 / 2 / 7)")
+    p.add_argument("--num-images", type=positive_int, help="images scored (default 100)")
     p.add_argument("--covariance-data", metavar="DATA", help="a separate set for the feature mean and covariance")
     p.add_argument("--multiview", action="store_true", help="pairs of views of one patient/study (CSV 'group' column)")
-    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="images per forward pass (default 64)")
     p = _add(sub, common, "reconstruct", cmd_reconstruct, "deep-image-prior reconstruction from features; LPIPS")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, DICOM, NIfTI)")
     p.add_argument("--preset", metavar="NAME", help="preset (default ssl-transfer)")
-    p.add_argument("--max-iter", type=int, help="Adam steps - 1 (default 3000)")
+    p.add_argument("--max-iter", type=positive_int, help="Adam steps - 1 (default 3000)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
     p.add_argument("--layer", help="feature map to match (default layer4)")
     p.add_argument("--perceptual", nargs="+", choices=("alex", "vgg", "squeeze"),

@@ -12,12 +12,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .common import add_command, format_table, note, progress_enabled
+
 PUBLISH_COLUMNS = ("REPO", "FILE", "SIZE", "SHA256")
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
     """``ssl-zoo publish``: upload model folders (or, with --dry-run, print exactly what would be uploaded)."""
-    from .common import progress_enabled
     from ..sharing.publishing import publish
 
     plans = publish(args.names, namespace=args.namespace, private=args.private, create_pr=args.create_pr,
@@ -32,8 +33,6 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def _print_plan(plan: Any, dry_run: bool) -> None:
-    from .common import format_table
-
     target = f"pull request on {plan.repo_id}" if plan.create_pr else f"{plan.repo_id}@{plan.revision or 'main'}"
     head = "would upload" if dry_run else "uploaded"
     print(f"{head} {plan.folder} to {target}{' (private)' if plan.private else ''}")
@@ -46,7 +45,6 @@ def _print_plan(plan: Any, dry_run: bool) -> None:
 def cmd_bundle_create(args: argparse.Namespace) -> int:
     """``ssl-zoo bundle create FILE.tar``: one verifiable archive of model folders."""
     from ..sharing.bundles import create_bundle
-    from .common import note, progress_enabled
     from ..modelfolder.files import WEIGHTS
 
     manifest = create_bundle(Path(args.file), args.models, progress=progress_enabled(args))
@@ -60,8 +58,6 @@ def cmd_bundle_create(args: argparse.Namespace) -> int:
 def cmd_bundle_install(args: argparse.Namespace) -> int:
     """``ssl-zoo bundle install FILE.tar``: verify every hash, then install the folders into the cache."""
     from ..sharing.bundles import install_bundle
-    from .common import progress_enabled
-
     for folder in install_bundle(Path(args.file), progress=progress_enabled(args)):
         print(folder)
     return 0
@@ -69,8 +65,6 @@ def cmd_bundle_install(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``publish`` and ``bundle create|install`` to the ``ssl-zoo`` parser."""
-    from .common import add_command
-
     p = add_command(sub, common, "publish", cmd_publish, "upload model folders to the Hugging Face Hub "
                  "(repo <namespace>/<arch>.<name>; token from HF_TOKEN or `hf auth login`)")
     p.add_argument("names", nargs="+", metavar="NAME_OR_FOLDER",

@@ -12,9 +12,10 @@ import sys
 import traceback
 
 from .. import __version__
-from ..errors import SslZooError
+from ..errors import SslZooError, one_line
+from ..extras import missing_extra
 from ..store import cache
-from . import catalog, evaluation, hub, pretraining
+from . import catalog, datasets, evaluation, hub, pretraining
 from .common import EXIT_CODES
 
 INTERRUPTED = "interrupted; nothing half-written was kept, run the command again to resume"
@@ -26,6 +27,7 @@ KNOWN_ERRORS: tuple[tuple[type[BaseException], int, str | None], ...] = (
     (FileNotFoundError, 1, None),
     (PermissionError, 1, None),
 )
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``ssl-zoo`` argument parser."""
@@ -39,21 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ssl-zoo {__version__}")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars (also SSL_ZOO_QUIET=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (catalog, hub, evaluation, pretraining):  # each imports torch in its handlers only
+    for module in (catalog, hub, datasets, evaluation, pretraining):  # each imports torch in its handlers only
         module.add_commands(sub, common)
     return parser
 
 
 def _known_error(exc: BaseException) -> tuple[int, str] | None:
+    if isinstance(exc, ModuleNotFoundError) and not isinstance(exc, SslZooError):
+        exc = missing_extra(exc) or exc  # an optional dependency imported without extra_imports()
     for kind, code, message in KNOWN_ERRORS:
         if isinstance(exc, kind):
-            return code, message or _one_line(exc)
+            return code, message or one_line(exc)
     return None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ import argparse
 import json
 from typing import Any
 
+from .common import add_command, non_negative_int, positive_float, positive_int, progress_enabled
 # Kept here (not imported from ssl_zoo.pretraining) so building the parser imports no torch.
 METHODS = ("moco-v2", "simclr", "byol", "swav", "barlow-twins", "dira", "magical", "chaitanya-global",
            "chaitanya-local", "spark")
@@ -28,7 +29,6 @@ def _option(text: str) -> tuple[str, Any]:
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     """``ssl-zoo pretrain``: train, then print the model folder(s) written."""
-    from .common import progress_enabled
     from ..pretraining import pretrain
 
     written = pretrain(args.method, args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
@@ -47,27 +47,25 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``pretrain`` to the ``ssl-zoo`` parser."""
-    from .common import add_command
-
     p = add_command(sub, common, "pretrain", cmd_pretrain,
                  "pre-train a backbone with a self-supervised method; writes RUN_DIR/model (and RUN_DIR/unet)")
     p.add_argument("--method", required=True, choices=METHODS)
     p.add_argument("--data", required=True, metavar="DIR", help="images, .npy/.npz arrays or NIfTI volumes")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="checkpoint, loss curve and model folders")
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=256, help="global batch over all processes (default 256)")
+    p.add_argument("--epochs", type=positive_int, default=100)
+    p.add_argument("--batch-size", type=positive_int, default=256, help="global batch over all processes (default 256)")
     p.add_argument("--arch", default="resnet50", help="resnet50 (default), resnet18 or densenet121 (not spark)")
-    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--image-size", type=positive_int, default=224)
     p.add_argument("--init", metavar="NAME|FOLDER", help="start from a registry entry or a model folder")
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR's run from its checkpoint")
     p.add_argument("--compile", action="store_true", help="torch.compile the networks")
     p.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA when present)")
-    p.add_argument("--workers", type=int, help="data loader processes (default 8 on CUDA, 0 on CPU)")
-    p.add_argument("--lr", type=float, help="peak learning rate (default: the method's)")
+    p.add_argument("--workers", type=non_negative_int, help="data loader processes (default 8 on CUDA, 0 on CPU)")
+    p.add_argument("--lr", type=positive_float, help="peak learning rate (default: the method's)")
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--warmup-epochs", type=float, default=0.0)
     p.add_argument("--clip", type=float, default=3.0, help="gradient-norm clip (0: off; default 3)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint-every", type=int, default=500, metavar="STEPS")
+    p.add_argument("--checkpoint-every", type=positive_int, default=500, metavar="STEPS")
     p.add_argument("--option", "-o", type=_option, action="append", default=[], metavar="KEY=VALUE",
                    help="a method option, e.g. -o tau=0.2 -o queue=16384 (repeatable)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol
+from typing import Any, Mapping
 
 import torch
 
@@ -29,12 +29,6 @@ class Report:
     def drop(self, reason: str, count: int) -> None:
         if count:
             self.dropped[reason] = self.dropped.get(reason, 0) + count
-
-
-class Rule(Protocol):
-    def apply(self, tensors: Tensors, classifier: str, report: Report) -> Tensors: ...
-
-    def describe(self) -> str: ...
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from ..store import cache
 
 
 @dataclass
@@ -30,7 +28,8 @@ class Backbone:
 
 def load_backbone(ref: str | Path, *, in_chans: int = 3, num_classes: int = 0, progress: bool = True) -> Backbone:
     """``ssl_zoo.load(ref, num_classes=..., in_chans=...)`` plus its folder and fingerprint."""
-    from ..loading import load, resolve_folder
+    from ..loading import load
+    from ..resolve import resolve_folder
 
     folder = resolve_folder(ref, progress=progress)
     model = load(folder, num_classes=num_classes, in_chans=in_chans, progress=progress)
@@ -43,15 +42,3 @@ def folder_fingerprint(folder: Path, in_chans: int) -> str:
         stat = (folder / name).stat()
         digest.update(f"|{name}|{stat.st_size}|{stat.st_mtime_ns}".encode())
     return digest.hexdigest()
-
-
-def show_progress(progress: bool) -> bool:
-    """Whether to draw progress bars: asked for, and not silenced by ``SSL_ZOO_QUIET=1``."""
-    return progress and not cache.env_flag(cache.QUIET_ENV)
-
-
-def bar(iterable: Iterable, *, progress: bool, desc: str, total: int | None = None) -> Iterable:
-    """``iterable`` wrapped in a tqdm bar on stderr (or as it is when quiet)."""
-    from tqdm import tqdm
-
-    return tqdm(iterable, desc=desc, total=total, file=sys.stderr, leave=False, disable=not show_progress(progress))

@@ -146,8 +146,8 @@ def compare(models: Sequence[str | Path], data: Samples | dict[str, Samples], ou
         **options: Passed to the protocol (``preset``, ``device``, settings overrides ...).
 
     Returns:
-        ``{"rows", "files", "cells", "done", "missing"}``; ``rows`` and ``files`` are empty until every cell
-        is in ``out_dir``.
+        ``{"rows", "files", "cells", "done", "missing", "dataset"}`` (``dataset``: the card, if any); ``rows``
+        and ``files`` are empty until every cell is in ``out_dir``.
 
     Raises:
         UnknownPresetError: An unknown protocol (the valid ones are listed).
@@ -167,7 +167,8 @@ def compare(models: Sequence[str | Path], data: Samples | dict[str, Samples], ou
         run_cell(cell, protocol, parts, out_dir, seed, {"progress": progress, **options})
     filename = PROTOCOLS[protocol][2]
     missing = [c for c in cells if not (c.folder(out_dir) / filename).is_file()]
-    result = {"rows": [], "files": {}, "cells": len(cells), "done": len(cells) - len(missing), "missing": missing}
+    result = {"rows": [], "files": {}, "cells": len(cells), "done": len(cells) - len(missing), "missing": missing,
+              "dataset": getattr(data, "card", None)}
     if not missing:
         records = {c: json.loads((c.folder(out_dir) / filename).read_text()) for c in cells}
         rows, runs = summary_rows(records, parts["test"], metric, test, resamples, seed)

@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..errors import DatasetError
+from ..errors import DatasetError, DatasetLabelError
 from .images import read_image
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom", ".nii", ".nii.gz")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".dcm", ".dicom", ".nii", ".nii.gz")
 TASKS = ("binary", "multiclass", "multilabel", "segmentation")
+CSV_SPECIAL = ("split", "group")  # generic CSV columns that are not labels
 
 # CheXpert "-1": ones (U-Ones), zeros (U-Zeros), or label-smoothed draws from these ranges (seeded).
 UNCERTAIN_POLICIES: dict[str, tuple[float, float]] = {
@@ -39,24 +40,47 @@ class Samples:
             (N,) mask paths (segmentation).
         task: One of ``TASKS``.
         classes: Class or label names.
-        groups: Per-sample group id (patient / study); None: one per image.
+        split: Per-sample official split ("train", "val", "test") from a card's lists or a CSV ``split``
+            column; None: the protocol splits with its seed.
+        groups: Per-sample group id (patient, study, volume): no group crosses splits. None: one per image.
+        card: What was read: {"name", "version", "convention", "metric", ...} of a dataset card (None for
+            plain folders and files); protocols copy it into their results under "dataset".
+        metric: The metric the papers report for this data ("auc", "accuracy", "mean_per_class_accuracy",
+            "dice"); None: the protocol's own default.
+        meta: Per-sample columns a card exposes besides the groups (e.g. "study", "view", "eye"), for
+            multi-view analyses.
     """
 
     items: Sequence[Any] | np.ndarray
     targets: np.ndarray
     task: str
     classes: tuple[str, ...]
+    split: np.ndarray | None = None
     groups: np.ndarray | None = None
+    card: dict | None = None
+    metric: str | None = None
+    meta: dict[str, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.targets)
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> "Samples":
-        """The samples at ``indices``, in that order."""
+        """The samples at ``indices``, in that order (split, groups, card, metric and meta kept)."""
         idx = np.asarray(indices, dtype=np.int64)
         items = self.items[idx] if isinstance(self.items, np.ndarray) else [self.items[i] for i in idx]
-        groups = None if self.groups is None else np.asarray(self.groups)[idx]
-        return Samples(items, self.targets[idx], self.task, self.classes, groups=groups)
+
+        def pick(column: np.ndarray | None) -> np.ndarray | None:
+            return None if column is None else np.asarray(column)[idx]
+
+        meta = None if self.meta is None else {k: v[idx] for k, v in self.meta.items()}
+        return Samples(items, self.targets[idx], self.task, self.classes, split=pick(self.split),
+                       groups=pick(self.groups), card=self.card, metric=self.metric, meta=meta)
+
+    def load(self, index: int) -> np.ndarray:
+        """The uint8 pixels of item ``index``, with the card's intensity handling (e.g. MedMNIST upsampling)."""
+        image = load_item(self.items[index])
+        upsample = ((self.card or {}).get("intensity") or {}).get("upsample")
+        return upsample_nearest(image, upsample) if upsample else image
 
     @property
     def num_outputs(self) -> int:
@@ -74,6 +98,8 @@ class Samples:
                 stat = path.stat()
                 digest.update(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
         digest.update(np.asarray(self.targets).astype(str).tobytes())
+        if self.card:  # a card's intensity handling (e.g. NEAREST upsampling) changes the pixels
+            digest.update(repr(sorted(self.card.get("intensity", {}).items())).encode())
         return digest.hexdigest()
 
     def class_ids(self) -> np.ndarray:
@@ -107,23 +133,25 @@ def read_image_folder(root: str | Path) -> Samples:
 
 
 def read_csv_labels(path: str | Path, *, image_column: str | None = None, label_columns: Sequence[str] | None = None,
-                    uncertain: str = "zeros", seed: int = 0) -> Samples:
-    """A CSV with an image path column and label columns.
+                    uncertain: str | None = "zeros", seed: int = 0) -> Samples:
+    """A CSV with an image path column and label columns, and optionally ``split`` and ``group`` columns.
 
     One label column of 0/1 is a binary task, one column of other values a multiclass task (classes sorted),
-    several columns a multilabel task. Paths are relative to the CSV's folder.
+    several columns a multilabel task. Paths are relative to the CSV's folder. A ``split`` column
+    (train / val / test) is used as is; a ``group`` column (patient, study) keeps each group in one split.
 
     Args:
         path: The CSV file (header row required).
         image_column: Default: the first column.
-        label_columns: Default: every other column.
-        uncertain: Policy for ``-1`` cells (multilabel): a key of ``UNCERTAIN_POLICIES``.
+        label_columns: Default: every other column except ``split`` and ``group``.
+        uncertain: Policy for ``-1`` cells (multilabel): a key of ``UNCERTAIN_POLICIES`` (None: "zeros").
         seed: Seed of the ``lsr-*`` draws.
 
     Raises:
         DatasetError: Unknown columns or policy, or an empty file.
     """
     path = Path(path)
+    uncertain = uncertain or "zeros"
     if uncertain not in UNCERTAIN_POLICIES:
         raise DatasetError(f"unknown uncertain-label policy {uncertain!r}; use one of {sorted(UNCERTAIN_POLICIES)}")
     with path.open(newline="") as handle:
@@ -132,15 +160,19 @@ def read_csv_labels(path: str | Path, *, image_column: str | None = None, label_
         raise DatasetError(f"{path}: no rows; the CSV needs a header and one row per image")
     header = list(rows[0])
     image_column = image_column or header[0]
-    label_columns = list(label_columns or [c for c in header if c != image_column])
+    label_columns = list(label_columns or [c for c in header if c not in (image_column, *CSV_SPECIAL)])
     missing = [c for c in [image_column, *label_columns] if c not in header]
     if missing:
         raise DatasetError(f"{path}: no column(s) {missing}; the header has {header}")
     paths = [path.parent / row[image_column] for row in rows]
     if len(label_columns) == 1:
-        return _single_label(paths, [row[label_columns[0]].strip() for row in rows])
-    cells = [[row[c].strip() for c in label_columns] for row in rows]
-    return Samples(paths, _multilabel(cells, uncertain, seed), "multilabel", tuple(label_columns))
+        samples = _single_label(paths, [row[label_columns[0]].strip() for row in rows])
+    else:
+        cells = [[row[c].strip() for c in label_columns] for row in rows]
+        samples = Samples(paths, multilabel_targets(cells, uncertain, seed, str(path)), "multilabel",
+                          tuple(label_columns))
+    return replace(samples, **{field: np.asarray([row[column].strip() for row in rows], dtype=object)
+                               for field, column in (("split", "split"), ("groups", "group")) if column in header})
 
 
 def _single_label(paths: list[Path], values: list[str]) -> Samples:
@@ -151,9 +183,18 @@ def _single_label(paths: list[Path], values: list[str]) -> Samples:
     return Samples(paths, np.asarray([ids[v] for v in values], dtype=np.int64), "multiclass", classes)
 
 
-def _multilabel(cells: list[list[str]], uncertain: str, seed: int) -> np.ndarray:
-    """Float labels: blank -> 0, -1 -> the policy (one seeded uniform draw per uncertain cell)."""
-    values = np.asarray([[float(v) if v else 0.0 for v in row] for row in cells], dtype=np.float32)
+def multilabel_targets(cells: list[list[str]], uncertain: str, seed: int, where: str = "labels") -> np.ndarray:
+    """Float labels from CSV cells: 1 -> 1, 0 and blank -> 0, -1 -> the ``uncertain`` policy (one seeded uniform
+    draw per uncertain cell).
+
+    Raises:
+        DatasetLabelError: A value other than 1, 0, -1 (also written 1.0, 0.0, -1.0) or blank.
+    """
+    known = {"": 0.0, "1": 1.0, "1.0": 1.0, "0": 0.0, "0.0": 0.0, "-1": -1.0, "-1.0": -1.0}
+    bad = sorted({v for row in cells for v in row if v not in known})
+    if bad:
+        raise DatasetLabelError(f"{where}: unknown label value(s) {bad[:5]}; expected 1.0, 0.0, -1.0 or blank")
+    values = np.asarray([[known[v] for v in row] for row in cells], dtype=np.float32).reshape(len(cells), -1)
     low, high = UNCERTAIN_POLICIES[uncertain]
     unsure = values == -1
     values[unsure] = np.random.default_rng(seed).uniform(low, high, size=int(unsure.sum()))
@@ -198,9 +239,11 @@ def read_segmentation_pairs(image_dir: str | Path, mask_dir: str | Path) -> Samp
     masks = {_stem(p): p for p in Path(mask_dir).iterdir() if _is_image(p)}
     images = sorted(p for p in Path(image_dir).iterdir() if _is_image(p))
     unmatched = [p.name for p in images if _stem(p) not in masks]
-    if unmatched or not images:
+    if not images:
+        raise DatasetError(f"{image_dir} holds no PNG/JPEG/TIFF/DICOM/NIfTI image: give the folder of the images")
+    if unmatched:
         raise DatasetError(f"{image_dir}: {len(unmatched)} image(s) without a mask of the same name in {mask_dir} "
-                           f"(e.g. {unmatched[:1]}); name each mask like its image")
+                           f"(e.g. {unmatched[0]}); name each mask like its image")
     targets = np.asarray([masks[_stem(p)] for p in images], dtype=object)
     return Samples(images, targets, "segmentation", ("foreground",))
 
@@ -210,24 +253,82 @@ def _stem(path: Path) -> str:
     return name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else path.stem
 
 
-def read_dataset(path: str | Path, *, masks: str | Path | None = None,
-                 **csv_options: Any) -> Samples | dict[str, Samples]:
-    """Pick the reader by what ``path`` is: ``.npz``, ``.csv``, a folder of class folders, or images + ``masks``."""
-    path = Path(path)
+def read_dataset(name_or_path: str | Path, *, root: str | Path | None = None, masks: str | Path | None = None,
+                 **options: Any) -> Samples | dict[str, Samples]:
+    """A dataset card (``name_or_path`` a card name, ``root`` its folder) or a path: ``.npz``, ``.csv``, a folder
+    of class folders, or images + ``masks``.
+
+    Args:
+        name_or_path: A card name (``ssl-zoo datasets``) or a path.
+        root: The folder holding the card's layout (``ssl-zoo datasets info NAME``); required for a card.
+        masks: Segmentation: the folder of masks named like the images in ``name_or_path``.
+        **options: For a card: ``convention``, ``uncertain``, ``views``, ``size``, ``seed``, ``download``,
+            ``progress`` (see ``ssl_zoo.datasets.read_card``); for a CSV: ``image_column``, ``label_columns``,
+            ``uncertain``, ``seed``. Options set to None are ignored.
+
+    Raises:
+        DatasetError: Nothing at the path, a card name without ``root``, or an unreadable dataset.
+
+    Example:
+        >>> read_dataset("chexpert", root="/data/CheXpert-v1.0-small", convention="u-ones")
+    """
+    options = {k: v for k, v in options.items() if v is not None}
+    if root is not None:
+        from ..datasets import read_card
+
+        return read_card(str(name_or_path), root, **options)
+    card_only = sorted(set(options) & {"convention", "views", "size", "download"})
+    if card_only:
+        raise DatasetError(f"{card_only} apply to a dataset card only; give a card name with --root DIR")
+    path = Path(name_or_path)
+    if not path.exists() and _is_card(str(name_or_path)):
+        raise DatasetError(f"{name_or_path} is a dataset card: give --root DIR (Python: root=) with the folder "
+                           f"holding it; `ssl-zoo datasets info {name_or_path}` shows the layout")
     if not path.exists():
-        raise DatasetError(f"{path}: dataset not found; give a class folder, a CSV, an .npz or images + --masks")
+        raise DatasetError(f"{path}: dataset not found; give a class folder, a CSV, an .npz, images + --masks, or a "
+                           "card name with --root DIR (`ssl-zoo datasets` lists the cards)")
+    csv_options = {k: v for k, v in options.items() if k in ("image_column", "label_columns", "uncertain", "seed")}
     if masks is not None:
         return read_segmentation_pairs(path, masks)
     if path.suffix.lower() == ".npz":
         return read_npz(path)
     if path.suffix.lower() == ".csv":
         return read_csv_labels(path, **csv_options)
+    if not path.is_dir():
+        raise DatasetError(f"{path} is a {path.suffix or 'suffix-less'} file: give a folder of class folders, "
+                           "a .csv of image paths and labels, or a MedMNIST-style .npz")
     return read_image_folder(path)
 
 
+def _is_card(name: str) -> bool:
+    from ..datasets import get_card
+    from ..errors import UnknownDatasetError
+
+    try:
+        get_card(name)
+    except UnknownDatasetError:
+        return False
+    return True
+
+
 def load_item(item: Any) -> np.ndarray:
-    """The uint8 pixels of one item: an array row as it is, a path through ``read_image``."""
-    return item if isinstance(item, np.ndarray) else read_image(item)
+    """The uint8 pixels of one item: an array row as it is, an item with ``load()`` (a CT slice, a union of
+    masks) through it, a path through ``read_image``."""
+    if isinstance(item, np.ndarray):
+        return item
+    return item.load() if hasattr(item, "load") else read_image(item)
+
+
+def upsample_nearest(image: np.ndarray, size: int) -> np.ndarray:
+    """``image`` enlarged to ``size`` x ``size`` with NEAREST (as ``PIL.Image.NEAREST``), when smaller.
+
+    MedMNIST's benchmark upsamples its 28-px images this way; an integer factor repeats each pixel.
+    """
+    from PIL import Image
+
+    if image.shape[0] >= size:
+        return image
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.NEAREST))
 
 
 class ImageDataset:
@@ -243,5 +344,5 @@ class ImageDataset:
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         import torch
 
-        image = self.transform(load_item(self.samples.items[index]))
+        image = self.transform(self.samples.load(index))
         return image, torch.as_tensor(np.asarray(self.samples.targets[index]), dtype=torch.float32)

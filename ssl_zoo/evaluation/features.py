@@ -15,7 +15,8 @@ import numpy as np
 
 from ..store import cache
 from ..store.atomic import write_atomic
-from .backbone import Backbone, bar
+from ..progress import bar
+from .backbone import Backbone
 from .data import ImageDataset, Samples
 
 
@@ -59,7 +60,7 @@ def compute_features(model: Any, samples: Samples, transform: Callable, *, speed
     loader = torch.utils.data.DataLoader(ImageDataset(samples, transform), batch_size=batch_size, shuffle=False,
                                          **speed.loader_kwargs())
     chunks = []
-    with torch.inference_mode():
+    with torch.inference_mode(), speed.numerics():
         for images, _ in bar(loader, progress=progress, desc="features"):
             with speed.autocast():
                 chunks.append(net(speed.batch(images)).float().flatten(1).cpu())

@@ -20,7 +20,8 @@ import numpy as np
 from dataclasses import dataclass
 
 from ..errors import DatasetError
-from .backbone import bar, load_backbone
+from ..progress import bar
+from .backbone import load_backbone
 from .data import Samples
 from .features import extract_features
 from .preprocess import ImageSettings, paper_transform
@@ -139,7 +140,7 @@ def fewshot(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: s
                            episodes=s.episodes, seed=seed, interval=s.interval, progress=progress)
     record = {"protocol": "fewshot", "model": str(model), "n_way": s.n_way, "k_shot": s.k_shot, "n_query": s.n_query,
               "episodes": s.episodes, "seed": seed, "summary": run["summary"], "preset": resolved.record(),
-              "normalization": transform.norm, "dataset": getattr(data, "card", None)}
+              "normalization": transform.norm, "dataset": data.card}
     if out_dir is not None:
         write_json(Path(out_dir) / "fewshot.json", {**record, "accuracies": run["accuracies"]})
     return record

@@ -20,110 +20,35 @@ Losses: cross-entropy (multiclass), BCE-with-logits on one logit (binary) or per
 fixed: the medical fork keeps ``best_state_dict = model.state_dict()``, a live reference, so its "restored" best
 weights were the last ones (here a copy); it casts targets to int, turning label-smoothed soft labels into 0 (here
 multilabel targets stay float); MAGICAL selects CheXpert models on the test set and drops the tail of its val/test
-loaders (here selection uses the validation split and every image is scored). Trial ``t`` uses seed ``seed + t`` for
+loaders (here selection uses the validation split and every image is scored); BenchmarkTransferLearning's
+``--anno_percent`` also shrank the CheXpert/Shenzhen validation and test sets (here ``label_fraction`` subsamples the
+training split only, so every fraction is tested on the same images). Trial ``t`` uses seed ``seed + t`` for
 the label-fraction subset, the head initialisation and the batch order. On CUDA the loop runs with
 ``runtime.Speed.fast()``; under ``torchrun`` it trains with DDP and rank 0 writes the results.
 """
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass
+import dataclasses
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import DatasetError, PresetError
+from ..errors import DatasetError
 from ..runtime import Distributed
 from . import parallel
-from .backbone import bar, load_backbone
+from ..progress import bar
+from .backbone import load_backbone
 from .data import ImageDataset, Samples
 from .metrics import classification_metrics
-from .paper_splits import paper_splits
-from .preprocess import ImageSettings, paper_transform
+from .paper_splits import merge, paper_splits
+from .finetune_recipe import (EarlyStopping, FinetuneSettings, batches, make_optimizer, make_scheduler, search_grid,
+                              selection_key)
+from .preprocess import paper_transform
 from .presets import resolve
 from .report import report_trials
 from .splits import label_fraction as subsample
-
-SELECT_ON = ("accuracy", "mean_per_class_accuracy", "auc", "loss", "dataset")
-
-
-@dataclass(frozen=True)
-class FinetuneSettings(ImageSettings):
-    """Settings of fine-tuning (defaults: the ssl-transfer medical fork's ``finetune.py``).
-
-    Attributes:
-        steps: Step budget (> 0), or 0 to train by ``epochs``.
-        epochs: Epoch budget when ``steps`` is 0.
-        batch_size: Images per step.
-        optimizer: "sgd" (momentum 0.9, Nesterov) or "adam".
-        lr: Learning rate.
-        weight_decay: The optimiser's weight decay.
-        schedule: "cosine" (``CosineAnnealingLR(T_max=steps)`` per step), "plateau" (``ReduceLROnPlateau`` on the
-            validation loss, factor 0.5, patience ``patience // 2``, threshold 1e-4) or "constant".
-        early_stopping: Check the validation score during training and stop when it stalls.
-        eval_every: Steps between checks with a step budget (checks are per epoch otherwise).
-        patience: Checks without improvement that stop training.
-        stop_rule: "reaches" (stop when the count reaches ``patience``) or "exceeds" (when it passes it).
-        ties_improve: An equal score counts as an improvement (ssl-transfer) or not (BenchmarkTransfer's loss).
-        restore: "on-stop" (best weights back when stopped early) or "best" (always test the best check's weights).
-        select_on: "accuracy", "mean_per_class_accuracy", "auc", "loss", or "dataset" (``Samples.metric``, else
-            accuracy; AUC for multilabel).
-        search: Run the upstream lr / wd grid before the final training.
-        grid_size: Values per axis of the grid.
-        augment: Training augmentation: "rrc-flip", "rrc-flip-rot7" or "none".
-        ten_crop: Test on ``TenCrop`` with averaged probabilities.
-        population_std: Report ``np.std`` (ddof 0) over trials instead of the sample std.
-    """
-
-    steps: int = 5000
-    epochs: int = 1000
-    batch_size: int = 64
-    optimizer: str = "sgd"
-    lr: float = 1e-2
-    weight_decay: float = 1e-8
-    schedule: str = "cosine"
-    early_stopping: bool = True
-    eval_every: int = 200
-    patience: int = 3
-    stop_rule: str = "reaches"
-    ties_improve: bool = True
-    restore: str = "on-stop"
-    select_on: str = "dataset"
-    search: bool = False
-    grid_size: int = 2
-    augment: str = "rrc-flip"
-    ten_crop: bool = False
-    population_std: bool = False
-
-
-class EarlyStopping:
-    """The stopping rule: the best score so far, the count of checks without improvement, the best weights."""
-
-    def __init__(self, settings: FinetuneSettings) -> None:
-        self.settings, self.best, self.count, self.state, self.best_check = settings, None, 0, None, None
-
-    def update(self, score: float, net: Any, check: int) -> bool:
-        """Record the check's ``score`` (higher is better); True when training should stop."""
-        improved = self.best is None or score > self.best or (self.settings.ties_improve and score == self.best)
-        if improved:
-            self.best, self.count, self.best_check = score, 0, check
-            self.state = copy.deepcopy(net.state_dict())  # a copy: upstream kept a live reference (bug)
-            return False
-        self.count += 1
-        limit = self.settings.patience
-        return self.count >= limit if self.settings.stop_rule == "reaches" else self.count > limit
-
-
-def search_grid(grid_size: int) -> list[tuple[float, float]]:
-    """The upstream ``(lr, wd / lr)`` pairs: lr in ``logspace(-4, -1, g)`` descending, wd in ``[0] + logspace(-6, -3, g)``."""
-    import torch
-
-    lrs = torch.logspace(-4, -1, grid_size).flip(dims=(0,))
-    wds = torch.cat([torch.zeros(1), torch.logspace(-6, -3, grid_size)])
-    return [(lr.item(), (wd / lr).item()) for lr in lrs for wd in wds]
-
 
 def loss_function(task: str) -> Callable:
     """Cross-entropy (multiclass, int targets) or BCE-with-logits (binary: one logit; multilabel: float targets)."""
@@ -174,16 +99,6 @@ def evaluate(net: Any, samples: Samples, transform: Callable, speed: Any, batch_
     return {**metrics, "loss": score_loss(samples.task, samples.targets, scores)}
 
 
-def selection_key(settings: FinetuneSettings, samples: Samples) -> str:
-    """The validation value checks compare: the setting, or the dataset's metric where it says "dataset"."""
-    if settings.select_on not in SELECT_ON:
-        raise PresetError(f"finetune select_on {settings.select_on!r} is not one of {SELECT_ON}")
-    if settings.select_on != "dataset":
-        return settings.select_on
-    wanted = getattr(samples, "metric", None)
-    return "auc" if samples.task == "multilabel" else wanted if wanted in SELECT_ON else "accuracy"
-
-
 def train_loader(samples: Samples, transform: Callable, speed: Any, batch_size: int, seed: int,
                  dist_info: Distributed = Distributed()) -> Any:
     """Shuffled (seeded) training batches; under torchrun, this process's shard."""
@@ -200,43 +115,25 @@ def train_loader(samples: Samples, transform: Callable, speed: Any, batch_size: 
                                        drop_last=count % batch_size == 1, **speed.loader_kwargs())
 
 
-def make_optimizer(net: Any, settings: FinetuneSettings, lr: float, weight_decay: float) -> Any:
-    """SGD (momentum 0.9, Nesterov) or Adam, as the preset says."""
-    import torch
-
-    if settings.optimizer == "sgd":
-        return torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
-    if settings.optimizer == "adam":
-        return torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
-    raise PresetError(f"finetune optimizer {settings.optimizer!r} is not one of sgd, adam")
-
-
-def make_scheduler(optimizer: Any, settings: FinetuneSettings, total_steps: int) -> Any:
-    """The preset's learning-rate schedule (None for "constant")."""
-    import torch
-
-    if settings.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-    if settings.schedule == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5,
-                                                          patience=settings.patience // 2, threshold=1e-4)
-    if settings.schedule == "constant":
-        return None
-    raise PresetError(f"finetune schedule {settings.schedule!r} is not one of cosine, plateau, constant")
+def train_step(net: Any, images: Any, targets: Any, optimizer: Any, loss_fn: Callable, speed: Any) -> Any:
+    """One optimiser step on a batch; the (detached) loss."""
+    net.train()
+    with speed.autocast():
+        logits = net(speed.batch(images))
+    loss = loss_fn(logits, targets.to(speed.device, non_blocking=True))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
 
 
-def batches(loader: Any, settings: FinetuneSettings) -> Iterator[tuple[int, bool, Any, Any]]:
-    """(step, epoch_ends, images, targets) until the step or epoch budget is spent."""
-    step = 0
-    for epoch in range(settings.epochs if settings.steps <= 0 else 10**9):
-        if loader.sampler is not None and hasattr(loader.sampler, "set_epoch"):
-            loader.sampler.set_epoch(epoch)  # a new shuffle of the shards each epoch
-        last = len(loader) - 1
-        for i, (images, targets) in enumerate(loader):
-            step += 1
-            yield step, i == last, images, targets
-            if 0 < settings.steps <= step:
-                return
+def train_epoch(net: Any, loader: Any, optimizer: Any, loss_fn: Callable, speed: Any) -> float:
+    """One pass over ``loader`` (``train_step`` per batch); the mean training loss (the GPU benchmark's unit)."""
+    total, count = 0.0, 0
+    for images, targets in loader:
+        total, count = total + float(train_step(net, images, targets, optimizer, loss_fn, speed)) * len(images), \
+            count + len(images)
+    return total / max(count, 1)
 
 
 def fit(net: Any, parts: dict[str, Samples], transforms: tuple[Callable, Callable], speed: Any, *, seed: int,
@@ -255,13 +152,7 @@ def fit(net: Any, parts: dict[str, Samples], transforms: tuple[Callable, Callabl
     key, history, stopped, step = selection_key(s, parts["train"]), [], None, 0
     total = s.steps if s.steps > 0 else s.epochs * len(loader)
     for step, epoch_ends, images, targets in bar(batches(loader, s), progress=progress, desc="steps", total=total):
-        net.train()
-        with speed.autocast():
-            logits = train_net(speed.batch(images))
-        loss = loss_fn(logits, targets.to(speed.device, non_blocking=True))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss = train_step(train_net, images, targets, optimizer, loss_fn, speed)
         if s.schedule == "cosine":
             scheduler.step()
         check = (step % s.eval_every == 0) if s.steps > 0 else epoch_ends
@@ -271,7 +162,7 @@ def fit(net: Any, parts: dict[str, Samples], transforms: tuple[Callable, Callabl
         value = parallel.agree(-val["loss"] if key == "loss" else val[key], dist_info)
         if s.schedule == "plateau":
             scheduler.step(val["loss"])
-        history.append({"step": step, "train_loss": float(loss.detach()), "val": val,
+        history.append({"step": step, "train_loss": float(loss), "val": val,
                         "lr": optimizer.param_groups[0]["lr"]})
         if s.early_stopping and stopper.update(value, net, step):
             stopped = step
@@ -313,7 +204,7 @@ def search(model: str | Path, parts: dict[str, Samples], options: dict[str, Any]
     """The upstream grid: each (lr, wd / lr) trained on train for the whole budget, scored on val; the best pair."""
     s = options["settings"]
     key, best, scores = selection_key(s, parts["train"]), None, []
-    plain = {**options, "settings": FinetuneSettings(**{**s.__dict__, "early_stopping": False})}
+    plain = {**options, "settings": dataclasses.replace(s, early_stopping=False)}
     for lr, wd in search_grid(s.grid_size):
         net, transforms, _ = run_config(model, parts, plain, speed, seed=seed, lr=lr, weight_decay=wd, validate=False)
         val = evaluate(net, parts["val"], transforms[1], speed, s.batch_size)
@@ -328,14 +219,12 @@ def finetune_trial(model: str | Path, parts: dict[str, Samples], *, trial_seed: 
                    options: dict[str, Any], speed: Any) -> dict[str, Any]:
     """One trial: subsample, (search,) train from fresh weights, score on test."""
     s = options["settings"]
-    keep = subsample(np.arange(len(parts["train"])), fraction, seed=trial_seed)
+    keep = subsample(np.arange(len(parts["train"])), fraction, seed=trial_seed, groups=parts["train"].groups)
     trial_parts = {**parts, "train": parts["train"].subset(keep)}
     (lr, wd), grid = (s.lr, s.weight_decay), []
     if s.search:
         (lr, wd), grid = search(model, trial_parts, options, speed, trial_seed)
     if s.steps > 0 and not s.early_stopping:  # upstream trains the final model on trainval when nothing watches val
-        from .paper_splits import merge
-
         trial_parts = {**trial_parts, "train": merge(trial_parts["train"], trial_parts["val"])}
     net, transforms, run = run_config(model, trial_parts, options, speed, seed=trial_seed, lr=lr, weight_decay=wd,
                                       validate=True)
@@ -362,7 +251,8 @@ def finetune(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: 
         device: Default CUDA when present.
         compile: ``torch.compile`` the model (CUDA).
         progress: Progress bars on stderr.
-        **overrides: Single ``FinetuneSettings`` fields (``steps=``, ``lr=``, ``search=True`` ...).
+        **overrides: Single ``FinetuneSettings`` fields (``steps=``, ``lr=``, ``search=True`` ...); ``epochs``
+            without ``steps`` trains by epochs (``steps=0``).
 
     Returns:
         ``{"protocol": "finetune", ..., "trials": [...], "summary": {...}, "preset": {...}}``.
@@ -373,17 +263,22 @@ def finetune(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: 
     Example:
         >>> finetune("moco-v2", read_npz("breastmnist.npz"), preset="benchmark-transfer", trials=5, out_dir="runs/ft")
     """
+    from ..resolve import resolve_folder
     from ..runtime import Speed, distributed_session
 
     resolved = resolve("finetune", preset, **overrides)
+    if overrides.get("epochs") is not None and overrides.get("steps") is None and resolved.settings.steps > 0:
+        # an epoch budget asked for under a step-budget preset: train by epochs (both recorded as overridden)
+        resolved = resolve("finetune", preset, **{**overrides, "steps": 0})
     speed = Speed.fast(device, compile=compile)
     parts, index = paper_splits(data, seed=seed)
-    with distributed_session(speed.device) as dist_info:
+    with speed.numerics(), distributed_session(speed.device) as dist_info:
         options = {"in_chans": in_chans, "progress": progress and dist_info.is_main, "settings": resolved.settings,
                    "dist": dist_info}
-        runs = [finetune_trial(model, parts, trial_seed=seed + t, fraction=label_fraction, options=options,
+        folder = resolve_folder(model, progress=options["progress"])  # resolved once; each run loads fresh weights
+        runs = [finetune_trial(folder, parts, trial_seed=seed + t, fraction=label_fraction, options=options,
                                speed=speed) for t in range(trials)]
-    extra = {"preset": resolved.record(), "dataset": getattr(parts["train"], "card", None)}
+    extra = {"preset": resolved.record()}
     return report_trials("finetune", model, parts, index, runs, seed=seed, label_fraction=label_fraction,
                          metrics=("accuracy", "mean_per_class_accuracy", "auc"),
                          out_dir=out_dir if dist_info.is_main else None, filename="finetune.json", extra=extra,

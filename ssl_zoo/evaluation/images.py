@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError
+from ..extras import extra_imports
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -53,7 +54,8 @@ def _read_pil(path: Path) -> np.ndarray:
 
 def read_dicom(path: Path, *, window: tuple[float, float] | None = None) -> np.ndarray:
     """A DICOM image in uint8: rescaled to modality units, windowed, MONOCHROME1 inverted (bright = dense)."""
-    import pydicom
+    with extra_imports():
+        import pydicom
 
     ds = pydicom.dcmread(path)
     pixels = ds.pixel_array.astype(np.float64)
@@ -75,14 +77,16 @@ def _file_window(ds, pixels: np.ndarray) -> tuple[float, float]:
 
 def _first(value) -> float:
     """A DICOM number that may be multi-valued (several windows): its first value."""
-    from pydicom.multival import MultiValue
+    with extra_imports():
+        from pydicom.multival import MultiValue
 
     return float(value[0] if isinstance(value, MultiValue) else value)
 
 
 def read_nifti_slice(path: Path, *, slice_index: int | None = None) -> np.ndarray:
     """One axial slice of a NIfTI volume in uint8, scaled over the slice's own range."""
-    import nibabel
+    with extra_imports():
+        import nibabel
 
     volume = np.asanyarray(nibabel.load(str(path)).dataobj)
     if volume.ndim == 2:

@@ -21,8 +21,9 @@ import numpy as np
 
 from ..errors import DatasetError
 from .analysis_input import analysis_normalization, normalize_unit, resize_crop, rgb_image, to_unit
-from .backbone import bar, load_backbone
-from .data import Samples, load_item
+from ..progress import bar
+from .backbone import load_backbone
+from .data import Samples
 from .invariance_stats import Whitening, covariance_draw, pair_scores, whitening
 from .invariance_transforms import FAMILIES, apply, default_k, sweep
 from .plots import invariance_plot
@@ -98,12 +99,12 @@ class Features:
         return np.concatenate(out)
 
 
-def clean_features(features: Features, items: Sequence[Any], resize: int, crop: int, interpolation: str,
-                   progress: bool) -> np.ndarray:
-    """Features of ``items`` after ``Resize(resize)`` + ``CenterCrop(crop)``, in chunks (bounded memory)."""
-    chunks = [items[i:i + 256] for i in range(0, len(items), 256)]
-    return np.concatenate([features([resize_crop(rgb_image(load_item(x)), resize, crop, interpolation)
-                                     for x in chunk]) for chunk in bar(chunks, progress=progress,
+def clean_features(features: Features, data: Samples, indices: Sequence[int], resize: int, crop: int,
+                   interpolation: str, progress: bool) -> np.ndarray:
+    """Features of ``data``'s images at ``indices`` after ``Resize(resize)`` + ``CenterCrop(crop)``, in chunks."""
+    chunks = [indices[i:i + 256] for i in range(0, len(indices), 256)]
+    return np.concatenate([features([resize_crop(rgb_image(data.load(int(i))), resize, crop, interpolation)
+                                     for i in chunk]) for chunk in bar(chunks, progress=progress,
                                                                        desc="clean features")])
 
 
@@ -159,13 +160,13 @@ def invariance(model: str | Path, data: Samples, *, out_dir: str | Path | None =
     rng = np.random.RandomState(s.seed)
     w = fit_whitening(features, covariance_data or data, rng, s, s.resize, s.crop_size, progress)
     chosen = rng.choice(np.arange(len(data)), s.num_images)
-    images = [rgb_image(load_item(data.items[i])) for i in chosen]
+    images = [rgb_image(data.load(int(i))) for i in chosen]
     clean = features([resize_crop(im, s.resize, s.crop_size, s.interpolation) for im in images])
     scores = {f: family_scores(features, images, clean, w, f, s)
               for f in bar(s.transforms, progress=progress, desc="transform families")}
     record = {"model": str(model), "preset": resolved.record(), "normalization": features.norm,
-              "images": [int(i) for i in chosen], "covariance_images": w.images, "warnings": w.warnings,
-              "transforms": scores}
+              "dataset": data.card, "images": [int(i) for i in chosen], "covariance_images": w.images,
+              "warnings": w.warnings, "transforms": scores}
     if out_dir is not None:
         title = f"{Path(str(model)).name}: invariance over {s.num_images} images ({w.images} for the covariance)" + (
             "\nwarning: singular covariance, values not comparable (see invariance.json)" if w.warnings else "")
@@ -178,8 +179,7 @@ def fit_whitening(features: Features, data: Samples, rng: np.random.RandomState,
                   progress: bool) -> Whitening:
     """The ``Whitening`` of upstream's covariance draw from ``data``."""
     drawn = covariance_draw(len(data), rng, s.covariance_min, s.covariance_share)
-    items = [data.items[i] for i in drawn]
-    return whitening(clean_features(features, items, resize, crop, s.interpolation, progress), s.eps)
+    return whitening(clean_features(features, data, drawn, resize, crop, s.interpolation, progress), s.eps)
 
 
 def check_families(families: Sequence[str]) -> None:
@@ -239,11 +239,12 @@ def multiview_invariance(model: str | Path, data: Samples, *, out_dir: str | Pat
     rng = np.random.RandomState(s.seed)
     w = fit_whitening(features, covariance_data or data, rng, s, s.image_size, s.image_size, progress)
     chosen = [pairs[i] for i in rng.choice(len(pairs), s.num_images)]
-    views = [clean_features(features, [data.items[p[side]] for p in chosen], s.image_size, s.image_size,
+    views = [clean_features(features, data, [p[side] for p in chosen], s.image_size, s.image_size,
                             s.interpolation, progress) for side in (0, 1)]
     distance, cosine = pair_scores(views[0], views[1], w)
     record = {"model": str(model), "preset": resolved.record(), "normalization": features.norm,
-              "pairs": [list(map(int, p)) for p in chosen], "covariance_images": w.images, "warnings": w.warnings,
+              "dataset": data.card, "pairs": [list(map(int, p)) for p in chosen], "covariance_images": w.images,
+              "warnings": w.warnings,
               "multiview": {"mahalanobis": float(np.nanmean(distance)),
                             "cosine_similarity": float(np.nanmean(cosine))}}
     if out_dir is not None:

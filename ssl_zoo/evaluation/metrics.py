@@ -14,11 +14,14 @@ import math
 
 import numpy as np
 
+from ..extras import extra_imports
+
 
 def classification_metrics(task: str, targets: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     """``{"accuracy", "mean_per_class_accuracy", "auc"}`` of ``scores`` against hard ``targets`` (class ids, or a 0/1
     label matrix)."""
-    from sklearn.metrics import accuracy_score
+    with extra_imports():
+        from sklearn.metrics import accuracy_score
 
     targets, scores = np.asarray(targets), np.asarray(scores, dtype=np.float64)
     if task == "binary":
@@ -42,7 +45,8 @@ def mean_per_class_accuracy(targets: np.ndarray, predicted: np.ndarray) -> float
 
 
 def _auc(targets: np.ndarray, scores: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
+    with extra_imports():
+        from sklearn.metrics import roc_auc_score
 
     return float(roc_auc_score(targets, scores)) if len(np.unique(targets)) == 2 else math.nan
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..extras import extra_imports
+
 
 def pyplot() -> Any:
     """``matplotlib.pyplot`` on the Agg backend."""
-    import matplotlib
+    with extra_imports():
+        import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
 
     return plt
 

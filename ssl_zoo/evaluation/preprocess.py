@@ -7,6 +7,7 @@ the model, bilinear resize to a square, the model's mean/std. Small sizes keep C
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -45,12 +46,14 @@ def match_channels(x: Any, channels: int) -> Any:
     return x[:1].expand(channels, -1, -1).clone()
 
 
-def build_transform(ref: str, data_cfg: dict, *, image_size: int | None = None, in_chans: int = 3,
+def build_transform(folder: Path, data_cfg: dict, *, image_size: int | None = None, in_chans: int = 3,
                     train: bool = False) -> Callable[[Any], Any]:
-    """The preprocessing of ``ref``: ``ssl_zoo.transforms(ref)``, or a ``SizedTransform`` when ``image_size`` is set.
+    """The preprocessing of a model folder: ``ssl_zoo.transforms(folder)``, or a ``SizedTransform`` when
+    ``image_size`` is set.
 
     Args:
-        ref: The registry name or model folder.
+        folder: The model folder the protocol resolved its model reference to (``ssl_zoo.resolve``), so an
+            ``hf-hub:`` or ``local-dir:`` reference is not resolved a second time.
         data_cfg: The loaded model's ``pretrained_cfg`` (mean and std per input channel).
         image_size: Square resize to this size instead of the entry's pipeline.
         in_chans: Model input channels.
@@ -59,7 +62,7 @@ def build_transform(ref: str, data_cfg: dict, *, image_size: int | None = None, 
     if image_size is None:
         from ..preprocessing import transforms
 
-        return transforms(ref, train=train, in_chans=in_chans)
+        return transforms(folder, train=train, in_chans=in_chans)
     return SizedTransform(image_size, data_cfg["mean"], data_cfg["std"], train=train)
 
 
@@ -113,8 +116,9 @@ def normalization_for(rule: str, folder_config: dict, in_chans: int = 3) -> dict
         return {"rule": rule, "applied": "entry", "mean": tuple(cfg["mean"]), "std": tuple(cfg["std"]),
                 "histogram": False}
     mean, std = FIXED_NORMALIZATIONS.get(applied, FIXED_NORMALIZATIONS["none"])
-    return {"rule": rule, "applied": applied, "mean": mean[:in_chans] if in_chans == 1 else mean,
-            "std": std[:in_chans] if in_chans == 1 else std, "histogram": applied == "histogram"}
+    if in_chans == 1:  # a summed one-channel stem sees the RGB average, as ``loading.data_cfg_for``
+        mean, std = (float(np.mean(mean)),), (float(np.mean(std)),)
+    return {"rule": rule, "applied": applied, "mean": mean, "std": std, "histogram": applied == "histogram"}
 
 
 def paper_rule(folder_config: dict) -> str:

@@ -30,7 +30,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import DatasetError, PresetError
-from .backbone import bar, load_backbone
+from ..extras import extra_imports
+from ..progress import bar
+from .backbone import load_backbone
 from .data import Samples
 from .features import extract_features
 from .metrics import classification_metrics
@@ -90,7 +92,7 @@ def selection_metric(settings: LinearSettings, samples: Samples) -> str:
         return settings.metric
     if samples.task == "multilabel":
         return "auc"
-    wanted = getattr(samples, "metric", None)
+    wanted = samples.metric
     return wanted if wanted in SELECTION_METRICS else "accuracy"
 
 
@@ -98,7 +100,8 @@ class Probe:
     """Warm-started lbfgs logistic regression(s): one multinomial model, or one per label (multilabel)."""
 
     def __init__(self, task: str, num_classes: int, settings: LinearSettings) -> None:
-        from sklearn.linear_model import LogisticRegression
+        with extra_imports():
+            from sklearn.linear_model import LogisticRegression
 
         self.task, self.num_classes = task, num_classes
         count = num_classes if task == "multilabel" else 1
@@ -109,8 +112,9 @@ class Probe:
         """Fit every model with ``C`` (doubled for a two-class multinomial model; see the module docstring)."""
         import warnings
 
-        from sklearn.base import clone
-        from sklearn.exceptions import ConvergenceWarning
+        with extra_imports():
+            from sklearn.base import clone
+            from sklearn.exceptions import ConvergenceWarning
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # upstream ignores it too: max_iter stays 100
@@ -148,7 +152,7 @@ def probe_features(feats: dict[str, np.ndarray], parts: dict[str, Samples], sett
                    fraction: float, seed: int, progress: bool = True) -> dict[str, Any]:
     """One probe trial on precomputed features: search C on val, refit on train (+ val), score on test."""
     task, k = parts["train"].task, len(parts["train"].classes)
-    keep = subsample(np.arange(len(parts["train"])), fraction, seed=seed)
+    keep = subsample(np.arange(len(parts["train"])), fraction, seed=seed, groups=parts["train"].groups)
     train = (feats["train"][keep], parts["train"].class_ids()[keep])
     if task != "multilabel" and len(np.unique(train[1])) < 2:
         raise DatasetError("the probe's training split has one class only; use a larger --label-fraction")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
 from .data import Samples
 from .results import write_json
 from .splits import write_splits
@@ -19,7 +21,7 @@ def report_trials(protocol: str, model: Any, parts: dict[str, Samples], index: d
     record = {**trials_record(protocol, model, parts, runs, seed=seed, label_fraction=label_fraction,
                               metrics=metrics, ddof=ddof), **(extra or {})}
     if out_dir is not None:
-        save_trials(out_dir, filename, record, index, runs)
+        save_trials(out_dir, filename, record, index, runs, parts)
     return record
 
 
@@ -28,12 +30,20 @@ def trials_record(protocol: str, model: Any, parts: dict[str, Samples], runs: li
     """Per-trial results (without their index lists) and ``stats.summarize`` of each test metric."""
     return {"protocol": protocol, "model": str(model), "task": parts["train"].task, "seed": seed,
             "label_fraction": label_fraction, "sizes": {k: len(v) for k, v in parts.items()},
+            "dataset": parts["train"].card,
             "trials": [{k: v for k, v in r.items() if k != "train_indices"} for r in runs],
             "summary": {m: summarize([r["test"][m] for r in runs], ddof=ddof) for m in metrics}}
 
 
-def save_trials(out_dir: str | Path, filename: str, record: dict, index: dict, runs: list[dict]) -> None:
-    """Write ``record`` and the split indices with each trial's label-fraction subset."""
-    write_splits(out_dir, {"seed": record["seed"], "splits": index, "label_fraction": record["label_fraction"],
-                           "train_subsets": [r["train_indices"] for r in runs]})
+def save_trials(out_dir: str | Path, filename: str, record: dict, index: dict, runs: list[dict],
+                parts: dict[str, Samples] | None = None) -> None:
+    """Write ``record`` and the split indices with each trial's label-fraction subset; for a dataset card also
+    its name, version and convention and the group ids of each split, so that the run can be repeated."""
+    splits = {"seed": record["seed"], "splits": index, "label_fraction": record["label_fraction"],
+              "train_subsets": [r["train_indices"] for r in runs]}
+    if record.get("dataset"):
+        splits["dataset"] = record["dataset"]
+    if parts is not None and parts["train"].groups is not None:
+        splits["groups"] = {k: sorted(set(np.asarray(v.groups).astype(str).tolist())) for k, v in parts.items()}
+    write_splits(out_dir, splits)
     write_json(Path(out_dir) / filename, record)

@@ -19,7 +19,8 @@ import numpy as np
 
 from ..errors import SettingError
 from .analysis_input import analysis_normalization, normalize_unit, unit_crop
-from .backbone import bar, load_backbone
+from ..progress import bar
+from .backbone import load_backbone
 from .data import load_item
 from .plots import pyplot, save_figure
 from .results import write_json

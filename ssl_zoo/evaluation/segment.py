@@ -10,10 +10,7 @@ back (upstream's elastic/grid/optical distortions are not reproduced). Preset ``
 selection by validation Dice. Both transfer the ENCODER only: the decoder of a U-Net entry is re-initialised unless
 ``keep_decoder`` is set, and the segmentation head is always fresh. The std over trials is the population std.
 
-Metrics per image, from torchmetrics' true/false positive counts at probability 0.5:
-``Dice = 2TP / (2TP + FP + FN)``, ``IoU = TP / (TP + FP + FN)``. **Empty-mask rule:** when the prediction and the
-target are both empty (denominator 0) both metrics are 1.0; an empty target with a non-empty prediction scores 0.
-The reported value is the mean over images.
+Masks (binary, or multi-class with ``classes`` > 1), the Dice / IoU rule and the Dice loss: ``segment_masks``.
 """
 
 from __future__ import annotations
@@ -27,11 +24,13 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import PresetError
-from .backbone import bar
-from .data import Samples, load_item
+from ..extras import extra_imports
+from ..progress import bar
+from .data import Samples
 from .preprocess import SizedTransform, normalization_for
 from .presets import resolve
 from .report import report_trials
+from .segment_masks import MaskDataset, dice_iou, dice_loss, foreground, probabilities
 from .splits import label_fraction as subsample
 from .splits import make_splits
 
@@ -55,6 +54,7 @@ class SegmentSettings:
         select_on: "loss" (lowest validation loss) or "dice" (highest mean validation Dice).
         augment: The paired training augmentation of the module docstring.
         keep_decoder: Keep a U-Net entry's pre-trained decoder (default: encoder-only transfer).
+        classes: Foreground classes: 1 (binary, mask > 0) or K > 1 (masks hold ids 0..K; softmax over K + 1).
         population_std: Report ``np.std`` (ddof 0) over trials.
     """
 
@@ -71,12 +71,8 @@ class SegmentSettings:
     select_on: str = "loss"
     augment: bool = True
     keep_decoder: bool = False
+    classes: int = 1
     population_std: bool = True
-
-
-def dice_loss(probs: Any, masks: Any) -> Any:
-    """``1 - (2 sum(y p) + 1) / (sum(y) + sum(p) + 1)`` over the whole batch (BenchmarkTransfer's Dice loss)."""
-    return 1 - (2 * (probs * masks).sum() + 1) / (masks.sum() + probs.sum() + 1)
 
 
 def cosine_anneal(epoch: int, epochs: int, lr: float) -> float:
@@ -84,94 +80,41 @@ def cosine_anneal(epoch: int, epochs: int, lr: float) -> float:
     return lr / 2 * (math.cos(math.pi * (epoch % epochs) / epochs) + 1)
 
 
-def augment_pair(image: Any, mask: Any, rng: np.random.Generator) -> tuple[Any, Any]:
-    """The paired training augmentation (module docstring) of a normalised (C, H, W) image and its (1, H, W) mask."""
-    import torch.nn.functional as F
-
-    if rng.random() < 0.3:
-        if rng.random() < 0.5:  # brightness / contrast, +-20 %
-            image = image * (1 + rng.uniform(-0.2, 0.2)) + rng.uniform(-0.2, 0.2)
-        else:  # gamma 0.8 .. 1.2 on the image's own range
-            low, high = image.min(), image.max()
-            span = (high - low).clamp(min=1e-6)
-            image = ((image - low) / span) ** rng.uniform(0.8, 1.2) * span + low
-    size = image.shape[-1]
-    if rng.random() < 0.25:
-        side = int(rng.integers(int(size * 156 / 224), size + 1))
-        top, left = (int(rng.integers(0, size - side + 1)) for _ in range(2))
-        crop = (slice(None), slice(top, top + side), slice(left, left + side))
-        image = F.interpolate(image[crop][None], size=(size, size), mode="bilinear", align_corners=False)[0]
-        mask = F.interpolate(mask[crop][None], size=(size, size), mode="nearest")[0]
-    return image, mask
-
-
-def dice_iou(probs: Any, masks: Any) -> tuple[Any, Any]:
-    """Per-image Dice and IoU tensors of (N, 1, H, W) probabilities against 0/1 masks (empty rule above)."""
-    import torch
-    from torchmetrics.functional.classification import binary_stat_scores
-
-    stats = binary_stat_scores(probs.flatten(1), masks.flatten(1).long(), threshold=0.5,
-                               multidim_average="samplewise")
-    tp, fp, fn = (stats[:, i].double() for i in (0, 1, 3))
-    empty = (tp + fp + fn) == 0
-    dice = torch.where(empty, 1.0, 2 * tp / (2 * tp + fp + fn).clamp(min=1))
-    iou = torch.where(empty, 1.0, tp / (tp + fp + fn).clamp(min=1))
-    return dice, iou
-
-
-class MaskDataset:
-    """(image tensor, (1, H, W) 0/1 mask tensor resized to the image with nearest neighbours)."""
-
-    def __init__(self, samples: Samples, transform: Callable, augment_seed: int | None = None) -> None:
-        self.samples, self.transform = samples, transform
-        self.rng = None if augment_seed is None else np.random.default_rng(augment_seed)
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int) -> tuple[Any, Any]:
-        import torch
-        import torch.nn.functional as F
-
-        image = self.transform(load_item(self.samples.items[index]))
-        mask = load_item(self.samples.targets[index])
-        mask = torch.as_tensor((mask if mask.ndim == 2 else mask.max(-1)) > 0, dtype=torch.float32)[None, None]
-        mask = F.interpolate(mask, size=image.shape[-2:], mode="nearest")[0]
-        return augment_pair(image, mask, self.rng) if self.rng is not None else (image, mask)
-
-
-def build_unet(ref: str | Path, *, in_chans: int = 3, keep_decoder: bool = False,
+def build_unet(ref: str | Path, *, in_chans: int = 3, keep_decoder: bool = False, classes: int = 1,
                progress: bool = True) -> tuple[Any, dict]:
-    """A one-class ``smp.Unet`` with ``ref`` as encoder and the folder's ``config.json``.
+    """An ``smp.Unet`` with ``ref`` as encoder (1 output, or ``classes + 1``) and the folder's ``config.json``.
 
     The decoder is re-initialised (smp's ``initialize_decoder``) unless ``keep_decoder``; the head always is.
     """
-    from segmentation_models_pytorch.base.initialization import initialize_decoder, initialize_head
+    with extra_imports():
+        from segmentation_models_pytorch.base.initialization import initialize_decoder, initialize_head
 
-    from ..loading import load, resolve_folder
+    from ..loading import load
+    from ..resolve import resolve_folder
     from ..modelfolder.files import read_config
 
     folder = resolve_folder(ref, progress=progress)
-    unet = load(folder, task="segmentation", classes=1, in_chans=in_chans, progress=progress)
+    unet = load(folder, task="segmentation", classes=1 if classes == 1 else classes + 1, in_chans=in_chans,
+                progress=progress)
     if not keep_decoder:
         initialize_decoder(unet.decoder)
     initialize_head(unet.segmentation_head)
     return unet, read_config(folder)
 
 
-def evaluate(net: Any, samples: Samples, transform: Callable, speed: Any, batch_size: int,
-             loss_fn: Callable = dice_loss) -> dict[str, float]:
-    """Mean per-image Dice and IoU (empty rule above) and the mean batch loss of ``net`` on ``samples``."""
+def evaluate(net: Any, samples: Samples, transform: Callable, speed: Any, settings: SegmentSettings) -> dict[str, float]:
+    """Mean per-image Dice and IoU (``segment_masks``) and the mean batch loss of ``net`` on ``samples``."""
     import torch
 
-    loader = torch.utils.data.DataLoader(MaskDataset(samples, transform), batch_size=batch_size,
+    k, loss_fn = settings.classes, loss_of(settings)
+    loader = torch.utils.data.DataLoader(MaskDataset(samples, transform, k), batch_size=settings.batch_size,
                                          **speed.loader_kwargs())
     dices, ious, losses = [], [], []
     net.eval()
     with torch.inference_mode(), speed.autocast():
         for images, masks in loader:
-            probs = net(speed.batch(images)).float().sigmoid().cpu()
-            dice, iou = dice_iou(probs, masks)
+            probs, masks = probabilities(net(speed.batch(images)), k).cpu(), foreground(masks, k)
+            dice, iou = dice_iou(probs, masks, k)
             dices.append(dice)
             ious.append(iou)
             losses.append(float(loss_fn(probs, masks)) * len(images))
@@ -180,7 +123,7 @@ def evaluate(net: Any, samples: Samples, transform: Callable, speed: Any, batch_
 
 
 def loss_of(settings: SegmentSettings) -> Callable:
-    """The training loss on sigmoid probabilities: BenchmarkTransfer's Dice loss or binary cross-entropy."""
+    """The training loss on foreground probabilities: BenchmarkTransfer's Dice loss or binary cross-entropy."""
     import torch.nn.functional as F
 
     if settings.loss == "dice":
@@ -211,7 +154,7 @@ def fit_unet(net: Any, parts: dict[str, Samples], transforms: tuple, speed: Any,
 
     s, loss_fn = settings, loss_of(settings)
     optimizer = torch.optim.Adam(net.parameters(), lr=s.lr)
-    dataset = MaskDataset(parts["train"], transforms[0], augment_seed=seed if s.augment else None)
+    dataset = MaskDataset(parts["train"], transforms[0], s.classes, augment_seed=seed if s.augment else None)
     loader = torch.utils.data.DataLoader(dataset, batch_size=s.batch_size, shuffle=True,
                                          generator=torch.Generator().manual_seed(seed),
                                          drop_last=len(parts["train"]) % s.batch_size == 1, **speed.loader_kwargs())
@@ -221,12 +164,12 @@ def fit_unet(net: Any, parts: dict[str, Samples], transforms: tuple, speed: Any,
         for images, masks in loader:
             with speed.autocast():
                 logits = net(speed.batch(images))
-            loss = loss_fn(logits.float().sigmoid(), masks.to(speed.device))
+            loss = loss_fn(probabilities(logits, s.classes), foreground(masks.to(speed.device), s.classes))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
         set_lr(optimizer, s, epoch)
-        val = evaluate(net, parts["val"], transforms[1], speed, s.batch_size, loss_fn)
+        val = evaluate(net, parts["val"], transforms[1], speed, s)
         history.append({"epoch": epoch, "val": val})
         value = -val["loss"] if s.select_on == "loss" else val["dice"]
         if value > best:
@@ -245,14 +188,15 @@ def segment_trial(model: str | Path, parts: dict[str, Samples], *, seed: int, fr
 
     s, in_chans = options["settings"], options["in_chans"]
     torch.manual_seed(seed)
-    keep = subsample(np.arange(len(parts["train"])), fraction, seed=seed)
-    unet, config = build_unet(model, in_chans=in_chans, keep_decoder=s.keep_decoder, progress=options["progress"])
+    keep = subsample(np.arange(len(parts["train"])), fraction, seed=seed, groups=parts["train"].groups)
+    unet, config = build_unet(model, in_chans=in_chans, keep_decoder=s.keep_decoder, classes=s.classes,
+                              progress=options["progress"])
     norm = normalization_for(s.normalization, config, in_chans)
     transform = SizedTransform(s.image_size, norm["mean"], norm["std"])
     net = speed.prepare(unet)
     run = fit_unet(net, {**parts, "train": parts["train"].subset(keep)}, (transform, transform), speed, s, seed,
                    options["progress"])
-    test = evaluate(net, parts["test"], transform, speed, s.batch_size, loss_of(s))
+    test = evaluate(net, parts["test"], transform, speed, s)
     return {**run, "seed": seed, "test": test, "train_indices": keep.tolist()}
 
 
@@ -281,15 +225,18 @@ def segment(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: s
     Example:
         >>> segment("moco-v2", read_segmentation_pairs("lungs/images", "lungs/masks"), trials=3, out_dir="runs/seg")
     """
+    from ..resolve import resolve_folder
     from ..runtime import Speed
 
     resolved = resolve("segment", preset, **overrides)
     speed = Speed.fast(device)
     parts, index = make_splits(data, seed=seed)
     options = {"in_chans": in_chans, "progress": progress, "settings": resolved.settings}
-    runs = [segment_trial(model, parts, seed=seed + t, fraction=label_fraction, options=options, speed=speed)
-            for t in range(trials)]
-    extra = {"preset": resolved.record(), "dataset": getattr(parts["train"], "card", None)}
+    folder = resolve_folder(model, progress=progress)  # resolved once; each trial builds a fresh U-Net from it
+    with speed.numerics():
+        runs = [segment_trial(folder, parts, seed=seed + t, fraction=label_fraction, options=options, speed=speed)
+                for t in range(trials)]
+    extra = {"preset": resolved.record()}
     return report_trials("segmentation", model, parts, index, runs, seed=seed, label_fraction=label_fraction,
                          metrics=("dice", "iou"), out_dir=out_dir, filename="segment.json", extra=extra,
                          ddof=0 if resolved.settings.population_std else 1)

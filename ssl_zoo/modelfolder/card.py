@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..architectures import ArchSpec, get_arch
+from ..architectures import ArchKind, ArchSpec, get_arch
 from ..registry import Entry
-from ..preprocessing import preprocessing_record
+from .config import folder_config
 
 # SPDX ids the Hub knows; anything else is published as license: other with its name.
 HUB_LICENSES = {"mit": "mit", "bsd-2-clause": "bsd-2-clause", "bsd-3-clause": "bsd-3-clause",
@@ -28,29 +28,6 @@ class Provenance:
     ssl_zoo_version: str = ""
 
 
-def pretrained_cfg(entry: Entry, spec: ArchSpec) -> dict[str, Any]:
-    """timm's ``pretrained_cfg`` for the entry; only keys timm's ``PretrainedCfg`` accepts."""
-    pre = entry.preprocessing
-    channels = pre.input_size[0]
-    return {
-        "input_size": list(pre.input_size),
-        "interpolation": pre.interpolation,
-        "crop_pct": pre.crop_pct,
-        "crop_mode": "center",
-        "mean": list(pre.mean) if pre.mean else [0.0] * channels,
-        "std": list(pre.std) if pre.std else [1.0] * channels,
-        "num_classes": 0,
-        "pool_size": list(spec.pool_size),
-        "first_conv": spec.first_conv,
-        "classifier": spec.classifier,
-        "license": entry.license.lower(),
-        "origin_url": entry.code_url,
-        "paper_name": entry.paper,
-        "paper_ids": _paper_id(entry.paper_url),
-        "description": f"{entry.method} ({entry.pretraining_data}) converted by ssl_zoo from {entry.checkpoint.url}",
-    }
-
-
 def _paper_id(url: str) -> str:
     """timm's form of a paper reference: ``arXiv:2003.04297`` for an arXiv link, else the URL."""
     marker = "arxiv.org/abs/"
@@ -58,29 +35,14 @@ def _paper_id(url: str) -> str:
 
 
 def config_dict(entry: Entry, spec: ArchSpec, prov: Provenance, weights_sha256: str) -> dict[str, Any]:
-    """The whole ``config.json``: what timm's ``local-dir:``/``hf-hub:`` reads, plus an ``ssl_zoo`` block."""
-    return {
-        "architecture": spec.timm_name,
-        "num_classes": 0,
-        "num_features": spec.num_features,
-        "global_pool": "avg",
-        "pretrained_cfg": pretrained_cfg(entry, spec),
-        "ssl_zoo": {
-            "name": entry.name,
-            "method": entry.method,
-            "version": prov.ssl_zoo_version,
-            "converter_family": prov.family,
-            "source_url": prov.source_url,
-            "source_file": prov.source_file,
-            "source_sha256": prov.source_sha256,
-            "weights_sha256": weights_sha256,
-            "license": entry.license,
-            "non_commercial": entry.non_commercial,
-            "preprocessing": entry.preprocessing.describe(),
-            "preprocessing_record": preprocessing_record(entry.preprocessing),  # what transforms(folder) reads
-            "parts": list(spec.parts),
-        },
-    }
+    """The whole ``config.json`` of a converted entry: ``folder_config`` with its provenance."""
+    zoo = {"name": entry.name, "method": entry.method, "version": prov.ssl_zoo_version,
+           "converter_family": prov.family, "source_url": prov.source_url, "source_file": prov.source_file,
+           "source_sha256": prov.source_sha256, "weights_sha256": weights_sha256, "license": entry.license,
+           "non_commercial": entry.non_commercial}
+    description = f"{entry.method} ({entry.pretraining_data}) converted by ssl_zoo from {entry.checkpoint.url}"
+    return folder_config(spec, entry.preprocessing, zoo, license=entry.license.lower(), origin_url=entry.code_url,
+                         paper_name=entry.paper, paper_ids=_paper_id(entry.paper_url), description=description)
 
 
 # Hub dataset ids for the pretraining sets, found by a keyword of ``Entry.pretraining_data``.
@@ -90,9 +52,9 @@ _HUB_REF = re.compile(r"hf-hub:[\w.\-]+/[\w.\-]+")
 
 
 # Architecture kind -> (the Hub's library_name, pipeline_tag): timm backbones extract features; U-Nets segment.
-HUB_LIBRARIES = {"timm": ("timm", "image-feature-extraction"),
-                 "smp-unet": ("segmentation-models-pytorch", "image-segmentation"),
-                 "unet3d": ("pytorch", "image-segmentation")}
+HUB_LIBRARIES = {ArchKind.TIMM: ("timm", "image-feature-extraction"),
+                 ArchKind.SMP_UNET: ("segmentation-models-pytorch", "image-segmentation"),
+                 ArchKind.UNET3D: ("pytorch", "image-segmentation")}
 
 
 def card_metadata(entry: Entry) -> dict[str, Any]:
@@ -115,10 +77,11 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def _yaml_header(entry: Entry) -> str:
+def yaml_header(metadata: dict[str, Any]) -> str:
+    """A model card's YAML header (the Hub's model-card metadata) between ``---`` lines."""
     import yaml  # a dependency of huggingface_hub; quotes whatever a registry text needs quoting
 
-    return "---\n" + yaml.safe_dump(card_metadata(entry), sort_keys=False, allow_unicode=True) + "---\n"
+    return "---\n" + yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True) + "---\n"
 
 
 def with_repo_id(card: str, repo_id: str) -> str:
@@ -162,14 +125,14 @@ def _placeholder_note(repo: str) -> str:
 
 
 def _architecture_line(spec: ArchSpec) -> str:
-    if spec.kind == "timm":
+    if spec.kind is ArchKind.TIMM:
         return f"{spec.name} backbone (no classifier), {spec.num_features}-d pooled features"
     return f"{spec.name} with {', '.join(spec.parts)} (smp/Models Genesis key names; not a timm model)"
 
 
 def _how_to_load(entry: Entry, spec: ArchSpec) -> str:
     repo = (entry.hf_repo or REPO_PLACEHOLDER).partition("@")[0]
-    if spec.kind != "timm":
+    if spec.kind is not ArchKind.TIMM:
         return _how_to_load_unet(entry, spec, repo)
     return f"""## How to load
 {_placeholder_note(repo)}With ssl_zoo (checks the sha256 above after downloading):
@@ -197,7 +160,7 @@ model.load_state_dict(safetensors.torch.load_file("model.safetensors"))   # stri
 def _how_to_load_unet(entry: Entry, spec: ArchSpec, repo: str) -> str:
     # timm cannot build these: only ssl_zoo (or the architecture's own code) reads the folder.
     plain = ""
-    if spec.kind == "smp-unet":
+    if spec.kind is ArchKind.SMP_UNET:
         plain = f"""With segmentation_models_pytorch and safetensors:
 ```python
 import safetensors.torch, segmentation_models_pytorch as smp
@@ -233,7 +196,7 @@ def model_card(entry: Entry, spec: ArchSpec, prov: Provenance, weights_sha256: s
     dropped = "; ".join(f"{n} keys {why}" for why, n in prov.dropped.items()) or "nothing"
     rules = "\n".join(f"  - {r}" for r in prov.rules) or "  - none (already torchvision names)"
     pre = entry.preprocessing
-    return f"""{_yaml_header(entry)}
+    return f"""{yaml_header(card_metadata(entry))}
 # {entry.name}: {entry.method} {spec.name}
 
 {entry.description}

@@ -1,4 +1,4 @@
-"""The model folder (DESIGN.md §2): write it atomically and verified, read it back, check it.
+"""The model folder (ARCHITECTURE.md, "The model folder"): write it atomically and verified, read it back, check it.
 
 A folder is built under a hidden temporary name beside its destination and renamed into place only after
 the safetensors file has been reloaded and compared tensor by tensor, so an interrupted conversion (Ctrl-C,
@@ -13,7 +13,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import DiskFullError, ModelFolderError
 from ..store.atomic import fsync_dir, write_text_atomic
@@ -33,14 +33,18 @@ def write_folder(
     tensors: dict[str, torch.Tensor],
     metadata: dict[str, str],
     make_text: Any,
+    *,
+    extra_files: Mapping[str, Path] | None = None,
 ) -> Path:
-    """Write a model folder at ``dest`` atomically.
+    """Write a model folder at ``dest`` atomically: every converted, pre-trained or installed folder goes through here.
 
     Args:
         dest: The final folder; replaced as a whole if it exists.
         tensors: Contiguous tensors to store.
         metadata: safetensors ``__metadata__`` (str -> str).
         make_text: ``f(weights_sha256) -> (config_dict, card_text)``, called once the weights are written.
+        extra_files: ``{name in the folder: existing file}`` copied in before the folder appears (e.g. the loss
+            curve the card shows); the names must not be hidden or one of the required files.
 
     Returns:
         ``dest``.
@@ -56,6 +60,9 @@ def write_folder(
         config, card = make_text(sha256_file(tmp / WEIGHTS))
         write_text_atomic(tmp / CONFIG, json.dumps(config, indent=2) + "\n")
         write_text_atomic(tmp / CARD, card)
+        for name, source in (extra_files or {}).items():
+            _check_extra_name(name, dest)
+            shutil.copyfile(source, tmp / name)
         replace_dir(tmp, dest)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
@@ -64,6 +71,12 @@ def write_folder(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def _check_extra_name(name: str, dest: Path) -> None:
+    if name in REQUIRED or name.startswith(".") or Path(name).name != name:
+        raise ModelFolderError(f"{dest}: {name!r} cannot be added to a model folder: give a plain file name "
+                               f"other than {', '.join(REQUIRED)}")
 
 
 def _write_weights(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:

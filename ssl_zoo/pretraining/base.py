@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..errors import SslZooError
+from ..errors import UnknownMethodError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -26,10 +26,6 @@ METHOD_MODULES = {
     "barlow-twins": "contrastive", "dira": "dira", "magical": "magical",
     "chaitanya-global": "chaitanya", "chaitanya-local": "chaitanya", "spark": "spark",
 }
-
-
-class UnknownMethodError(SslZooError, KeyError):
-    """A pre-training method name that does not exist."""
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,9 @@ from typing import Any
 import torch
 
 from ..store.atomic import write_atomic
-from ..errors import SslZooError
+from ..errors import ResumeError
 
 CHECKPOINT = "checkpoint.pt"
-
-
-class ResumeError(SslZooError, ValueError):
-    """A checkpoint that does not belong to this run's settings, or no checkpoint to resume."""
 
 
 def save(run_dir: Path, state: dict[str, Any]) -> None:

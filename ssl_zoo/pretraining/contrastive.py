@@ -1,4 +1,4 @@
-"""The joint-embedding classics: MoCo-v2, SimCLR, BYOL, SwAV and Barlow Twins (methods.md A.6).
+"""The joint-embedding classics: MoCo-v2, SimCLR, BYOL, SwAV and Barlow Twins.
 
 Each is a backbone, its head(s) and one loss from ``losses``. Defaults follow the reference repositories,
 except that every method uses plain SGD (LARS/LAMB are large-batch tools; say ``--lr`` for your batch) and

@@ -20,14 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
-from ..errors import SslZooError
+from ..errors import TrainingDataError
+from ..extras import extra_imports
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 VOLUME_SUFFIXES = (".nii", ".nii.gz")
-
-
-class TrainingDataError(SslZooError, ValueError):
-    """The training data cannot be read or does not suit the method."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +70,8 @@ def _read_image(file: Path) -> np.ndarray:
 
 
 def _read_nifti(file: Path) -> np.ndarray:
-    import nibabel
+    with extra_imports():
+        import nibabel
 
     return np.moveaxis(np.asarray(nibabel.load(str(file)).dataobj), -1, 0)  # slices first
 

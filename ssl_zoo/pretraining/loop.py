@@ -9,7 +9,6 @@ The loss is read back from the device only every ``log_every`` steps, so the GPU
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,15 +18,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..errors import SslZooError
+from ..errors import NonFiniteLossError
+from ..progress import bar
 from ..runtime import Distributed, Speed
 from . import checkpoint
 from .base import Method, OptimizerSpec
 from .data import ResumableBatches, ViewDataset, batches_per_epoch
-
-
-class NonFiniteLossError(SslZooError, FloatingPointError):
-    """The loss became NaN or infinite; the last checkpoint is from before it."""
 
 
 # Settings a resumed run must share with the checkpoint: they decide the data order and the schedule.
@@ -231,7 +227,5 @@ class _Run:
             "step": step, "losses": list(losses), "rng": checkpoint.rng_state(), "signature": self.signature})
 
     def _bar(self, initial: int):
-        from tqdm.auto import tqdm
-
-        return tqdm(total=self.total, initial=initial, desc=f"pretrain {self.method.name}", unit="step",
-                    file=sys.stderr, disable=not (self.settings.progress and self.dist.is_main), dynamic_ncols=True)
+        return bar(total=self.total, initial=initial, desc=f"pretrain {self.method.name}", unit="step",
+                   progress=self.settings.progress and self.dist.is_main, dynamic_ncols=True, leave=True)

@@ -7,7 +7,7 @@ buffer (not in ``state_dict``: our resumable checkpoints need the queue) and doe
 Chaitanya or SparK anyway. Writing them keeps one style, one autocast rule (logits in fp32) and one place
 where distributed gathering happens (the methods, not the losses).
 
-Notation follows ``methods.md`` part A.6: ``τ`` temperature, rows are samples, vectors are L2-normalised
+Notation: ``τ`` temperature, rows are samples, vectors are L2-normalised
 inside the loss unless stated.
 """
 

@@ -1,7 +1,7 @@
 """MAGICAL (Neural Networks 2023, code lichen14/TOWER): generative + contrastive with the NL+M proxy, 1:1.
 
 The U-Net restores the original from its NL+M version (Models Genesis' Bézier intensity curve, then block
-masking), and NT-Xent (τ 0.1) pulls the projections of the two together. Rebuilt from methods.md A.2 with
+masking), and NT-Xent (τ 0.1) pulls the projections of the two together. Rebuilt from the paper and its code with
 the reference's bugs fixed:
 
 - the projector reads the globally average-pooled last feature map (the reference's ``view(-1, 2048)``

@@ -8,7 +8,7 @@ whole smp U-Net (``encoder.*``, ``decoder.*``, ``segmentation_head.*``) with ``s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +17,23 @@ from torch import nn
 
 from .. import __version__
 from ..architectures import ArchSpec, get_arch, trunk_shapes
-from ..store.atomic import copy_atomic
 from ..converters.convert import normalize_tensor, unshare, validate
+from ..modelfolder.card import yaml_header
+from ..modelfolder.config import folder_config
 from ..modelfolder.files import write_folder
+from ..registry import Preprocessing
 
 CURVE = "loss_curve.png"
 
 
 @dataclass(frozen=True)
 class TrainingRecord:
-    """What the card says about the run."""
+    """What the card and ``config.json`` say about the run.
+
+    Attributes:
+        settings: The recipe's effective settings (optimiser, schedule, views, ...), stored as given under
+            ``config.json``'s ``ssl_zoo.training.settings`` and listed on the card.
+    """
 
     method: str
     paper: str
@@ -39,6 +46,14 @@ class TrainingRecord:
     image_size: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def preprocessing(self) -> Preprocessing:
+        """The evaluation input pipeline of the trained network: the training's size and normalisation."""
+        side = self.image_size
+        return Preprocessing(input_size=(3, side, side), mean=tuple(self.mean), std=tuple(self.std),
+                             channels="RGB (grey repeated)", interpolation="bilinear",
+                             notes="pre-trained with ssl_zoo on images resized to the input size, intensities in [0,1]")
 
 
 def backbone_tensors(module: nn.Module, arch: str, name: str) -> dict[str, torch.Tensor]:
@@ -48,46 +63,31 @@ def backbone_tensors(module: nn.Module, arch: str, name: str) -> dict[str, torch
     return unshare(tensors)
 
 
-def pretrained_cfg(spec: ArchSpec, record: TrainingRecord) -> dict[str, Any]:
-    """timm's ``pretrained_cfg`` (only keys timm accepts) for the run's input size and normalisation."""
-    side = record.image_size
-    return {"input_size": [3, side, side], "interpolation": "bilinear", "crop_pct": 1.0, "crop_mode": "center",
-            "mean": list(record.mean), "std": list(record.std), "num_classes": 0,
-            "pool_size": [max(1, side // 32)] * 2, "first_conv": spec.first_conv, "classifier": spec.classifier,
-            "description": f"{record.method} pre-trained with ssl_zoo on {record.data}"}
-
-
 def config(spec: ArchSpec, record: TrainingRecord, weights_sha256: str, parts: list[str]) -> dict[str, Any]:
-    """``config.json``: timm's fields (a U-Net folder names ``unet-<encoder>``, as ``architectures/unet.py``)."""
-    return {
-        "architecture": spec.timm_name if parts == ["backbone"] else f"unet-{spec.name}",
-        "num_classes": 0, "num_features": spec.num_features, "global_pool": "avg",
-        "pretrained_cfg": pretrained_cfg(spec, record),
-        "ssl_zoo": {"name": f"{record.method}-pretrained", "method": record.method, "version": __version__,
-                    "weights_sha256": weights_sha256, "parts": parts, "training": _training(record)},
-    }
+    """``config.json`` from the shared builder (a U-Net folder names ``unet-<encoder>``, as ``architectures/unet.py``),
+    with the preprocessing record that lets ``ssl_zoo.transforms(RUN_DIR/model)`` rebuild the input pipeline."""
+    zoo = {"name": f"{record.method}-pretrained", "method": record.method, "version": __version__,
+           "weights_sha256": weights_sha256, "parts": parts, "training": _training(record)}
+    return folder_config(spec, record.preprocessing(), zoo,
+                         architecture=spec.timm_name if parts == ["backbone"] else f"unet-{spec.name}",
+                         pool_size=(max(1, record.image_size // 32),) * 2,
+                         description=f"{record.method} pre-trained with ssl_zoo on {record.data}")
 
 
 def _training(record: TrainingRecord) -> dict[str, Any]:
     return {"data": record.data, "epochs": record.epochs, "batch_size": record.batch_size, "steps": record.steps,
-            "final_loss": record.final_loss, "init": record.init, "image_size": record.image_size}
+            "final_loss": record.final_loss, "init": record.init, "image_size": record.image_size,
+            "settings": dict(record.settings)}
 
 
 def card(spec: ArchSpec, record: TrainingRecord, weights_sha256: str, what: str) -> str:
     """The README.md: a Hub model card that records the training run and how to load the result."""
     tag = record.method.replace(" ", "-").lower()
-    return f"""---
-license: other
-license_name: set-by-the-data-owner
-library_name: timm
-pipeline_tag: image-feature-extraction
-tags:
-- image-feature-extraction
-- timm
-- ssl_zoo
-- {tag}
----
-
+    header = yaml_header({"license": "other", "license_name": "set-by-the-data-owner", "library_name": "timm",
+                          "pipeline_tag": "image-feature-extraction",
+                          "tags": ["image-feature-extraction", "timm", "ssl_zoo", tag]})
+    settings = "".join(f"\n  - {key}: {value}" for key, value in record.settings.items())
+    return f"""{header}
 # {record.method} {spec.name}, pre-trained with ssl_zoo
 
 {what}
@@ -97,7 +97,8 @@ tags:
 - **Epochs / batch / steps:** {record.epochs} / {record.batch_size} / {record.steps}
 - **Initialised from:** {record.init}
 - **Final loss:** {record.final_loss:.6g} (mean of the last steps)
-- **Input:** {record.image_size}x{record.image_size}, mean {list(record.mean)}, std {list(record.std)}
+- **Input:** {record.preprocessing().describe()}
+- **Recipe settings:** {settings or "the method's defaults"}
 - **Weights sha256 (model.safetensors):** `{weights_sha256}`
 
 ![loss curve]({CURVE})
@@ -115,17 +116,15 @@ The licence of these weights is the licence of the training data: set it before 
 
 def write_model_folder(dest: Path, tensors: dict[str, torch.Tensor], spec: ArchSpec, record: TrainingRecord,
                        parts: list[str], what: str, curve: Path | None) -> Path:
-    """Write one folder atomically with ``write_folder``, then add the loss curve beside its card."""
+    """Write one folder atomically with ``write_folder``, the loss curve beside its card."""
     metadata = {"format": "pt", "name": f"{record.method}-pretrained", "arch": spec.name,
                 "method": record.method, "ssl_zoo_version": __version__}
 
     def texts(sha: str) -> tuple[dict, str]:
         return config(spec, record, sha, parts), card(spec, record, sha, what)
 
-    write_folder(dest, tensors, metadata, texts)
-    if curve is not None and curve.is_file():
-        copy_atomic(curve, dest / CURVE)
-    return dest
+    extra = {CURVE: curve} if curve is not None and curve.is_file() else {}
+    return write_folder(dest, tensors, metadata, texts, extra_files=extra)
 
 
 def write_outputs(method: nn.Module, run_dir: Path, record: TrainingRecord, curve: Path | None) -> dict[str, Path]:

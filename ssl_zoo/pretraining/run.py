@@ -14,6 +14,7 @@ from .base import Method, MethodSettings, build_method
 from .data import TrainingDataError, ViewDataset, scan
 from .loop import LoopSettings, TrainResult, train
 from .output import CURVE, TrainingRecord, write_outputs
+from ..extras import extra_imports
 
 
 def pretrain(
@@ -71,7 +72,7 @@ def pretrain(
                                  warmup_epochs=warmup_epochs, clip=clip, seed=seed,
                                  checkpoint_every=checkpoint_every,
                                  progress=progress and not cache.env_flag(cache.QUIET_ENV))
-    with distributed_session(speed.device) as dist:
+    with speed.numerics(), distributed_session(speed.device) as dist:
         torch.manual_seed(seed)  # every process builds the same networks
         model = build_method(method, MethodSettings(arch=arch, image_size=image_size, options=dict(options or {})))
         if init is not None and not resume:
@@ -107,7 +108,8 @@ def initialise(method: Method, init: str | Path, *, progress: bool = True) -> No
     """
     from ..architectures.tasks import backbone_part
     from ..modelfolder.files import read_config, read_weights
-    from ..loading import folder_arch, resolve_folder
+    from ..loading import folder_arch
+    from ..resolve import resolve_folder
 
     folder = resolve_folder(init, progress=progress)
     arch, weights = backbone_part(folder_arch(read_config(folder), folder), read_weights(folder))
@@ -121,8 +123,9 @@ def plot_losses(result: TrainResult, path: Path, title: str) -> Path | None:
     """The loss of every step as a PNG (matplotlib's Agg backend: no display needed)."""
     if not result.losses:
         return None
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    with extra_imports():
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6, 3.5), dpi=100)  # no pyplot: the caller's matplotlib backend stays as it is
     FigureCanvasAgg(fig)

@@ -1,4 +1,4 @@
-"""SparK (ICLR'23): sparse masked modelling for ResNets (methods.md A.4).
+"""SparK (ICLR'23): sparse masked modelling for ResNets.
 
 A mask is drawn on the 1/32 grid (``mask_ratio`` hidden). The backbone stays a plain timm ResNet, so its
 state dict is the model folder's, but while SparK trains it behaves sparsely:

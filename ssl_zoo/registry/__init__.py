@@ -1,6 +1,6 @@
 """What exists: the catalog of checkpoints (``catalog/*.toml``) and the functions that query it.
 
-Adding a checkpoint of a supported method is one TOML table; see ``catalog/README.md``.
+Adding a checkpoint of a supported method is one TOML table; see ARCHITECTURE.md, "Adding a checkpoint".
 """
 
 from __future__ import annotations

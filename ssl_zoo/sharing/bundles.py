@@ -21,18 +21,18 @@ import json
 import os
 import re
 import shutil
-import sys
 import tarfile
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable
 
 from .. import __version__
 from ..store import cache
-from ..errors import BundleError, ModelFolderError
+from ..errors import BundleError, ModelFolderError, one_line
 from ..modelfolder.files import replace_dir  # the same swap-in that conversions use
 from ..modelfolder.files import folder_files, is_complete, verify_folder
+from ..progress import byte_bar
+from ..store.atomic import write_atomic
 from ..store.hashes import CHUNK, sha256_file
 
 MANIFEST = "ssl_zoo-bundle.json"
@@ -66,13 +66,6 @@ def _manifest(names: list[str]) -> dict[str, Any]:
     return {"format": FORMAT, "version": VERSION, "ssl_zoo_version": __version__, "models": models}
 
 
-def _bar(total: int, what: str, progress: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="B", unit_scale=True, desc=what, file=sys.stderr,
-                disable=not progress or cache.env_flag(cache.QUIET_ENV))
-
-
 def create_bundle(path: str | Path, names: Iterable[str] | None = None, *, progress: bool = True) -> dict[str, Any]:
     """Write one tar of model folders from the cache, with a manifest of their sha256s.
 
@@ -96,22 +89,14 @@ def create_bundle(path: str | Path, names: Iterable[str] | None = None, *, progr
     if not names:
         raise BundleError(f"no model folders in {cache.home()} to bundle: run `ssl-zoo pull NAME` first")
     manifest = _manifest(names)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with open(fd, "wb") as fh:
-            _write_tar(fh, manifest, progress)
-        Path(tmp).replace(path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_atomic(Path(path), lambda fh: _write_tar(fh, manifest, progress))
     return manifest
 
 
 def _write_tar(fh: BinaryIO, manifest: dict[str, Any], progress: bool) -> None:
     total = sum(f["size"] for files in manifest["models"].values() for f in files.values())
     with tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar, \
-            _bar(total, "bundle", progress) as bar:
+            byte_bar(progress=progress, desc="bundle", total=total) as bar:
         data = json.dumps(manifest, indent=1, sort_keys=True).encode()
         tar.addfile(_member(MANIFEST, len(data)), io.BytesIO(data))
         for name, files in manifest["models"].items():
@@ -119,8 +104,6 @@ def _write_tar(fh: BinaryIO, manifest: dict[str, Any], progress: bool) -> None:
                 with open(cache.model_dir(name) / filename, "rb") as src:
                     tar.addfile(_member(f"models/{name}/{filename}", info["size"]), src)
                 bar.update(info["size"])
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def _member(name: str, size: int) -> tarfile.TarInfo:
@@ -176,13 +159,14 @@ def _extract_verified(path: Path, staging: Path, progress: bool) -> list[str]:
             manifest, first = _read_manifest(tar, path)
             expected = {f"models/{n}/{f}": info for n, files in manifest["models"].items() for f, info in files.items()}
             total = sum(info["size"] for info in expected.values())
-            with _bar(total, "install", progress) as bar:
+            with byte_bar(progress=progress, desc="install", total=total) as bar:
                 seen = {_extract_member(tar, m, expected, staging, path, bar) for m in tar
                         if m.offset != first.offset}
     except (tarfile.TarError, EOFError, OSError) as exc:
         if isinstance(exc, FileNotFoundError):
             raise
-        raise BundleError(f"{path} is not a readable bundle ({exc}): copy it again; nothing was installed") from None
+        raise BundleError(f"{path} is not a readable bundle ({one_line(exc)}): give a file written by "
+                          "`ssl-zoo bundle create`, or copy it again; nothing was installed") from None
     missing = sorted(set(expected) - seen)
     if missing:
         raise BundleError(f"{path}: {len(missing)} files of the manifest are missing (e.g. {missing[0]}): "

@@ -6,9 +6,7 @@ before it is renamed into the cache: ``model.safetensors`` must hash to the sha2
 converted from must be the one the registry pins. A branch is resolved to its commit first, so the cached
 folder is immutable and a warm load makes no request.
 
-``SSL_ZOO_SOURCE`` picks where a registry entry with an ``hf_repo`` comes from: ``hub`` (only the Hub),
-``upstream`` (download and convert the original file) or ``auto`` (the default: the Hub, and upstream when the
-Hub cannot be reached, said once per process).
+Whether a registry entry comes from here or from upstream (``SSL_ZOO_SOURCE``) is decided in ``ssl_zoo.resolve``.
 """
 
 from __future__ import annotations
@@ -17,45 +15,28 @@ import os
 import re
 import shutil
 import uuid
-import warnings
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from .. import __version__
+from ..progress import shown
 from ..store import cache
 from ..store.atomic import write_text_atomic
-from ..errors import ChecksumError, DownloadError, HubError, OfflineError, SettingError
+from ..errors import ChecksumError, HubError, OfflineError, one_line
 from ..modelfolder.files import REQUIRED, WEIGHTS, is_complete, read_config
 from ..modelfolder.files import replace_dir  # the same swap-in that conversions use
 from ..store.hashes import check_digest, recorded_digest, sha256_file
-from ..registry import Entry, get_entry
+from ..registry import Entry
+from ..extras import extra_imports
 
 HUB_PREFIX = "hf-hub:"
-SOURCES = ("auto", "hub", "upstream")
+# Only a registry entry has an upstream file to convert instead; a user's own repository has none.
+UPSTREAM_HINT = ", or set SSL_ZOO_SOURCE=upstream to convert the entry's upstream file"
 DEFAULT_ENDPOINT = "https://huggingface.co"
 REPO_RE = re.compile(r"^[\w.\-]+/[\w.\-]+$")
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-
-_announced: set[str] = set()
-
-
-class HubFallbackWarning(UserWarning):
-    """``SSL_ZOO_SOURCE=auto`` could not reach the Hub and converts the upstream file instead."""
-
-
-def source_choice() -> str:
-    """The value of ``SSL_ZOO_SOURCE`` (default ``auto``).
-
-    Raises:
-        SettingError: If it is set to something else than auto, hub or upstream.
-    """
-    value = os.environ.get(cache.SOURCE_ENV, "").strip().lower() or "auto"
-    if value not in SOURCES:
-        raise SettingError(f"{cache.SOURCE_ENV}={value!r} is not one of {', '.join(SOURCES)}: set it to one of them")
-    return value
-
 
 def parse_ref(ref: str) -> tuple[str, str]:
     """``"ORG/REPO[@REV]"`` (``hf-hub:`` prefix optional) → ``(repo_id, revision)``; the revision defaults to main.
@@ -131,27 +112,22 @@ def _checked_commit(commit: str, repo_id: str) -> str:
 
 def _file_metadata(repo_id: str, filename: str, revision: str) -> Any:
     """One HEAD request (no retries: ``auto`` must fall back quickly when the Hub is down)."""
-    from huggingface_hub import get_hf_file_metadata, hf_hub_url
-    from huggingface_hub.utils import httpx
+    with extra_imports():
+        from huggingface_hub import get_hf_file_metadata, hf_hub_url
+        from huggingface_hub.utils import httpx
 
     url = hf_hub_url(repo_id, filename, revision=revision, endpoint=endpoint())
     try:
         meta = get_hf_file_metadata(url, timeout=10, library_name="ssl_zoo", library_version=__version__)
     except (OSError, httpx.HTTPError) as exc:
         raise HubError(f"cannot resolve hf-hub:{repo_id}@{revision} at {endpoint()} ({one_line(exc)}): "
-                       "check the name and the connection, or set SSL_ZOO_SOURCE=upstream") from None
+                       "check the repository id, the revision and the connection (a private repository needs HF_TOKEN)") from None
     return meta
 
 
-def one_line(exc: BaseException) -> str:
-    """The first line of an exception's message (huggingface_hub's run over several), for a one-line error."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def fetch(repo_id: str, commit: str, dest: Path, etag: str | None = None, *, entry: Entry | None = None,
-          progress: bool = True) -> Path:
-    """Download the model folder at ``commit`` into ``dest`` unless it is there, verifying it first.
+          progress: bool = True, force: bool = False) -> Path:
+    """Download the model folder at ``commit`` into ``dest`` unless it is there (or ``force``), verifying it first.
 
     Args:
         repo_id: ``ORG/REPO``.
@@ -160,11 +136,12 @@ def fetch(repo_id: str, commit: str, dest: Path, etag: str | None = None, *, ent
         etag: The Hub's ETag of ``model.safetensors``; checked when it is a sha256 (an LFS file).
         entry: The registry entry the folder must have been converted for, if any.
         progress: Show download progress on stderr.
+        force: Download again even if ``dest`` is complete.
 
     Raises:
         HubError, ChecksumError, ModelFolderError.
     """
-    if is_complete(dest):
+    if is_complete(dest) and not force:
         return dest
     if cache.is_offline():
         raise OfflineError(f"offline and hf-hub:{repo_id}@{commit[:12]} is not cached: unset SSL_ZOO_OFFLINE/"
@@ -183,22 +160,24 @@ def fetch(repo_id: str, commit: str, dest: Path, etag: str | None = None, *, ent
 
 
 def _download(repo_id: str, filename: str, commit: str, folder: Path, progress: bool) -> None:
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.utils import httpx
+    with extra_imports():
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.utils import httpx
 
     try:
         hf_hub_download(repo_id, filename, revision=commit, local_dir=folder, endpoint=endpoint(),
                         library_name="ssl_zoo", library_version=__version__, tqdm_class=_tqdm_class(progress))
     except (OSError, httpx.HTTPError) as exc:
         raise HubError(f"downloading {filename} of hf-hub:{repo_id}@{commit[:12]} failed ({one_line(exc)}): "
-                       "try again, or set SSL_ZOO_SOURCE=upstream") from None
+                       "check the connection and run it again") from None
 
 
 def _tqdm_class(progress: bool) -> Any:
     """huggingface_hub's bar class, switched off when progress is not wanted."""
-    if progress and not cache.env_flag(cache.QUIET_ENV):
+    if shown(progress):
         return None
-    from huggingface_hub.utils import tqdm
+    with extra_imports():
+        from huggingface_hub.utils import tqdm
 
     class Silent(tqdm):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -224,7 +203,7 @@ def verify_download(folder: Path, what: str, etag: str | None = None, entry: Ent
     if digest != recorded or (SHA256_RE.match(etag) and etag != digest):
         raise ChecksumError(f"{what}: model.safetensors has sha256 {digest[:16]}..., but config.json records "
                             f"{recorded[:16]}... (Hub ETag {etag[:16] or '-'}): the file was altered or damaged; "
-                            "nothing was kept, report it to the repository owner or set SSL_ZOO_SOURCE=upstream")
+                            "nothing was kept, report it to the repository owner" + UPSTREAM_HINT * (entry is not None))
     if entry is not None:
         _check_entry_source(zoo, entry, what)
     return digest
@@ -238,40 +217,15 @@ def _check_entry_source(zoo: dict[str, Any], entry: Entry, what: str) -> None:
     check_digest(str(zoo.get("source_sha256", "")), entry.checkpoint, recorded, f"{what} (converted from)")
 
 
-def entry_folder(name: str, *, progress: bool = True) -> Path | None:
-    """The model folder of registry entry ``name`` from its ``hf_repo``, as ``SSL_ZOO_SOURCE`` chooses.
+def entry_hub_folder(entry: Entry, dest: Path, *, force: bool = False, progress: bool = True) -> Path:
+    """The model folder of a registry entry from its ``hf_repo``, verified, at ``dest``.
 
-    Returns:
-        ``$SSL_ZOO_HOME/models/<name>`` (already there, or fetched from the Hub and verified), or None when the
-        upstream file is to be downloaded and converted instead.
+    ``ssl_zoo.resolve.entry_folder`` decides (``SSL_ZOO_SOURCE``) whether this is asked at all.
 
     Raises:
-        SettingError: On an unknown ``SSL_ZOO_SOURCE``.
-        HubError: With ``SSL_ZOO_SOURCE=hub``, when the entry has no ``hf_repo`` or the Hub cannot be reached.
-        ChecksumError: When the Hub's files fail verification (never silently replaced by a conversion).
+        HubError, OfflineError: When the Hub cannot be reached or lacks the repository.
+        ChecksumError: When the files fail verification or were converted from another upstream file.
     """
-    choice = source_choice()
-    entry = get_entry(name)
-    if choice == "upstream" or (choice == "auto" and not entry.hf_repo):
-        return None
-    if not entry.hf_repo:
-        raise HubError(f"{entry.name} is not published on the Hub (no hf_repo): set SSL_ZOO_SOURCE=auto or upstream")
-    folder = cache.model_dir(entry.name)
-    if is_complete(folder):
-        return folder
-    try:
-        repo_id, revision = parse_ref(entry.hf_repo)
-        commit, etag = resolve(repo_id, revision)
-        return fetch(repo_id, commit, folder, etag, entry=entry, progress=progress)
-    except DownloadError as exc:  # unreachable, offline, no such repo; a ChecksumError is never hidden
-        if choice == "hub":
-            raise
-        _announce_fallback(entry.name, str(exc))
-        return None
-
-
-def _announce_fallback(name: str, reason: str) -> None:
-    if name not in _announced:
-        _announced.add(name)
-        warnings.warn(f"{name}: not fetched from the Hub ({reason}); downloading and converting the upstream file "
-                      "instead (SSL_ZOO_SOURCE=auto)", HubFallbackWarning, stacklevel=3)
+    repo_id, revision = parse_ref(entry.hf_repo or "")
+    commit, etag = resolve(repo_id, revision)
+    return fetch(repo_id, commit, dest, etag, entry=entry, progress=progress, force=force)

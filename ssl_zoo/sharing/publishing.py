@@ -24,13 +24,16 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .. import __version__
-from ..store import cache
 from ..modelfolder.card import with_repo_id
-from ..errors import PublishError
+from ..store import cache
+from ..errors import PublishError, one_line
 from ..modelfolder.files import CARD, folder_files, read_config, verify_folder
 from ..store.hashes import sha256_file
-from .hub import REPO_RE, one_line
+from .hub import REPO_RE, endpoint
+from ..extras import extra_imports
+from ..progress import shown
 from ..registry import all_entries
+from ..resolve import resolve_folder
 
 
 @dataclass(frozen=True)
@@ -154,10 +157,11 @@ def publish(
     if create_pr and revision:
         raise PublishError("--create-pr opens a pull request against the default branch: drop --revision, "
                            "or use --revision alone to commit to that branch")
+    if cache.is_offline() and not dry_run:
+        raise PublishError("offline mode is on (SSL_ZOO_OFFLINE or HF_HUB_OFFLINE): publishing needs the network; "
+                           "unset it, or check what would be sent with --dry-run")
     items = [names_or_folders] if isinstance(names_or_folders, (str, Path)) else list(names_or_folders)
     options = {"private": private, "create_pr": create_pr, "revision": revision}
-    from ..loading import resolve_folder  # imports torch: only now
-
     folders = [resolve_folder(item, progress=progress) for item in items]
     with _progress_bars(progress):
         return [_publish_one(folder, namespace, dry_run, options) for folder in folders]
@@ -166,10 +170,11 @@ def publish(
 @contextmanager
 def _progress_bars(progress: bool) -> Iterator[None]:
     """huggingface_hub's upload bars off unless progress is wanted (they are a global switch: restored after)."""
-    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+    with extra_imports():
+        from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
     was_disabled = are_progress_bars_disabled()
-    if not progress or cache.env_flag(cache.QUIET_ENV):
+    if not shown(progress):
         disable_progress_bars()
     try:
         yield
@@ -189,9 +194,21 @@ def _publish_one(folder: Path, namespace: str, dry_run: bool, options: dict) -> 
         return _upload(plan, stage)
 
 
+def _failure(plan: PublishPlan, exc: BaseException) -> PublishError:
+    """One line that blames what failed: the token only when the Hub answered 401/403."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    head = f"publishing {plan.folder} to {plan.repo_id} failed ({one_line(exc)})"
+    if status in (401, 403):
+        return PublishError(f"{head}: check that HF_TOKEN (or `hf auth login`) can write to that namespace")
+    if status is None:
+        return PublishError(f"{head}: the Hub at {endpoint()} could not be reached; check the connection")
+    return PublishError(f"{head}: the Hub answered HTTP {status}; run it again later")
+
+
 def _upload(plan: PublishPlan, stage: Path) -> PublishPlan:
-    import huggingface_hub
-    from huggingface_hub.utils import httpx
+    with extra_imports():
+        import huggingface_hub
+        from huggingface_hub.utils import httpx
 
     api = huggingface_hub.HfApi(library_name="ssl_zoo", library_version=__version__)
     try:
@@ -200,6 +217,5 @@ def _upload(plan: PublishPlan, stage: Path) -> PublishPlan:
                                  commit_message=plan.commit_message, revision=plan.revision,
                                  create_pr=plan.create_pr, allow_patterns=[f.name for f in plan.files])
     except (OSError, httpx.HTTPError) as exc:
-        raise PublishError(f"publishing {plan.folder} to {plan.repo_id} failed ({one_line(exc)}): check that HF_TOKEN "
-                           "(or `hf auth login`) can write to that namespace, then run it again") from None
+        raise _failure(plan, exc) from None
     return dataclasses.replace(plan, commit_url=str(info.pr_url or info.commit_url))

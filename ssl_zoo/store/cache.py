@@ -4,7 +4,7 @@
 $SSL_ZOO_HOME/                      default: the user cache dir (platformdirs), e.g. ~/.cache/ssl_zoo
 ├── downloads/<name>/<file>         upstream files exactly as published (verified by sha256)
 │             <file>.partial        an unfinished download, resumed by the next attempt
-├── models/<name>/                  the converted model folder (the contract, see DESIGN.md §2)
+├── models/<name>/                  the converted model folder (the contract: ARCHITECTURE.md)
 │   ├── model.safetensors
 │   ├── config.json
 │   └── README.md
@@ -51,9 +51,11 @@ def is_offline() -> bool:
 
 
 def mirror_base() -> str | None:
-    """The ``SSL_ZOO_MIRROR`` base URL without a trailing slash, or None."""
-    base = os.environ.get(MIRROR_ENV, "").strip()
-    return base.rstrip("/") or None
+    """The ``SSL_ZOO_MIRROR`` base URL without a trailing slash, or None; a plain folder path becomes ``file://``."""
+    base = os.environ.get(MIRROR_ENV, "").strip().rstrip("/")
+    if base and "://" not in base:
+        return Path(base).expanduser().resolve().as_uri()
+    return base or None
 
 
 def downloads_dir(name: str) -> Path:

@@ -14,7 +14,6 @@ import http.client
 import itertools
 import os
 import re
-import sys
 import threading
 import time
 import urllib.error
@@ -28,9 +27,11 @@ from urllib.parse import urlsplit, urlunsplit
 from filelock import FileLock
 from tqdm import tqdm
 
+from ssl_zoo import __version__
+from ssl_zoo.progress import byte_bar
 from ssl_zoo.store import cache
 from ssl_zoo.store.atomic import fsync_dir
-from ssl_zoo.errors import ChecksumError, DiskFullError, DownloadError, NotACheckpointError
+from ssl_zoo.errors import ChecksumError, DiskFullError, DownloadError, NotACheckpointError, root_cause
 from ssl_zoo.store.hashes import hash_file, sha256_file
 from ssl_zoo.store.webpages import confirm_url, looks_like_html
 
@@ -80,7 +81,7 @@ def fetch(
         dest: where the file goes; its folder is created. If it already exists it is verified, not fetched.
         sha256: the expected full hex digest.
         sha256_prefix: the expected first hex digits (at least 8), as torchvision pins them.
-        progress: show a progress bar on stderr (see ``show_progress``).
+        progress: show a progress bar on stderr (see ``ssl_zoo.progress.shown``).
         label: the progress bar's description; the file name by default.
         retries: further attempts per URL after a connection error, timeout, 5xx or short read.
         timeout: seconds a connection may stay silent.
@@ -132,19 +133,6 @@ def normalize_url(url: str) -> str:
     return urlunsplit(parts._replace(query="&".join(params)))
 
 
-def show_progress(requested: bool) -> bool:
-    """Whether to draw a progress bar: asked for, stderr is a terminal, and ``SSL_ZOO_QUIET`` is off.
-
-    Args:
-        requested: the caller's ``progress`` argument.
-
-    Returns:
-        True when a bar should be drawn on stderr.
-    """
-    isatty = getattr(sys.stderr, "isatty", None)
-    return bool(requested and isatty is not None and isatty() and not cache.env_flag(cache.QUIET_ENV))
-
-
 def _expected_digest(sha256: str | None, prefix: str | None) -> str | None:
     """The lower-case digest (or prefix) to check against, after validating both arguments."""
     full, prefix = (sha256 or "").lower() or None, (prefix or "").lower() or None
@@ -181,7 +169,7 @@ def _fetch_first(urls: Sequence[str], job: _Job) -> str:
     error = _give_up(job.dest, failures)
     if error is failures[-1]:
         raise error
-    raise error from failures[-1]
+    raise error from root_cause(failures[-1])
 
 
 def _give_up(dest: Path, failures: list[Exception]) -> Exception:
@@ -229,7 +217,7 @@ def _download(url: str, job: _Job) -> str:
             failure = exc
             if attempt < job.retries:
                 time.sleep(RETRY_BASE_DELAY * 2**attempt)
-    raise DownloadError(f"{url}: {failure} (after {job.retries + 1} attempts)") from failure
+    raise DownloadError(f"{url}: {failure} (after {job.retries + 1} attempts)") from root_cause(failure)
 
 
 def _attempt(url: str, job: _Job) -> str:
@@ -271,10 +259,6 @@ def _request(url: str, offset: int) -> urllib.request.Request:
 
 
 def _user_agent() -> str:
-    try:
-        from ssl_zoo import __version__  # imported here: ssl_zoo/__init__ may import this module
-    except ImportError:
-        return "ssl_zoo"
     return f"ssl_zoo/{__version__}"
 
 
@@ -389,15 +373,5 @@ def _partial_path(dest: Path) -> Path:
 
 
 def _progress_bar(job: _Job, initial: int, total: int | None) -> tqdm:
-    """A byte-count bar on stderr, or a disabled one that only counts (see ``show_progress``)."""
-    return tqdm(
-        total=total,
-        initial=initial,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        leave=False,
-        desc=job.label or job.dest.name,
-        file=sys.stderr,
-        disable=not show_progress(job.progress),
-    )
+    """A byte-count bar on stderr, or a disabled one that only counts (``ssl_zoo.progress``)."""
+    return byte_bar(progress=job.progress, desc=job.label or job.dest.name, total=total, initial=initial)

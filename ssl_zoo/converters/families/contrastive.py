@@ -1,4 +1,4 @@
-"""Contrastive, clustering and redundancy-reduction methods (formats-pytorch.md §3-§7, §14)."""
+"""Contrastive, clustering and redundancy-reduction methods."""
 
 from ..rules import DropHead, DropPrefixes, KeepPrefix, Unwrap
 from . import Family

@@ -1,6 +1,6 @@
 """SimCLR v1/v2 (TensorFlow 1 variable names) and BYOL (Haiku module names) onto torchvision ResNet-50.
 
-Facts: ../shared/reference/formats-foreign.md §1-§3. Both rules are pure functions of the name → tensor
+Both rules are pure functions of the name → tensor
 mapping the reader returns; which layers need TensorFlow's "SAME" padding is ``architectures.tf_same``'s job.
 """
 

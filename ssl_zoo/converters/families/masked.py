@@ -1,4 +1,4 @@
-"""Masked image modeling (formats-pytorch.md §11)."""
+"""Masked image modeling: SparK's ResNet checkpoints."""
 
 from ..rules import KeepPrefix, Unwrap
 from . import Family

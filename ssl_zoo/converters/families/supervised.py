@@ -4,7 +4,7 @@ from ..rules import DropHead, RenameRegex
 from . import Family
 
 # The 2017 DenseNet files store `denselayerN.norm.1.weight`; torchvision renames them to `norm1` at load time
-# with this pattern (formats-pytorch.md §2). It does not match modern names, so it is safe on every file.
+# with this pattern. It does not match modern names, so it is safe on every file.
 DENSENET_LEGACY = r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
 
 FAMILIES = {

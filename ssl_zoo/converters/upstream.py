@@ -1,0 +1,87 @@
+"""An entry's upstream files into a model folder: downloaded (or the user's own), checked and converted under a lock."""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..modelfolder.files import is_complete
+from ..registry import Entry, get_entry
+from ..store import cache
+from ..store.sources import ensure_source, import_file, user_files
+
+# Downloads run in parallel, conversions one at a time: each holds a checkpoint and its output in memory,
+# and torch already uses every core for one.
+CONVERTING = threading.Lock()
+
+
+def entry_lock(name: str) -> Any:
+    """The inter-process lock of one entry's cache folder (a second process waits, then finds the folder)."""
+    from filelock import FileLock
+
+    path = cache.entry_lock_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path))
+
+
+def convert_upstream(name: str, *, force: bool = False, require_hashes: bool = False, progress: bool = True) -> Path:
+    """Download (or reuse) the upstream files of registry entry ``name`` and convert them into its model folder.
+
+    Args:
+        name: A registry name.
+        force: Convert again even if the folder exists.
+        require_hashes: Refuse upstream files without a pinned or recorded sha256.
+        progress: Show download progress on stderr.
+
+    Returns:
+        ``$SSL_ZOO_HOME/models/<name>``.
+
+    Raises:
+        UnknownModelError, DownloadError, OfflineError, ChecksumError, NotACheckpointError, ConversionError.
+    """
+    entry = get_entry(name)
+    folder = cache.model_dir(entry.name)
+    with entry_lock(entry.name):
+        if is_complete(folder) and not force:
+            return folder
+        files = [ensure_source(entry, s, require_hashes=require_hashes, progress=progress) for s in entry.sources]
+        return convert_locked(entry, *files[0])
+
+
+def convert_user_file(name: str, path: Path) -> Path:
+    """Convert a checkpoint the user already downloaded (it is checked and copied into the cache first).
+
+    Raises:
+        FileNotFoundError, ChecksumError, NotACheckpointError, ConversionError.
+    """
+    entry = get_entry(name)
+    with entry_lock(entry.name):
+        files = [import_file(entry, source, file) for source, file in user_files(entry, Path(path).expanduser())]
+        return convert_locked(entry, *files[0])
+
+
+def convert_locked(entry: Entry, path: Path, digest: str) -> Path:
+    """``convert_checkpoint`` one at a time in this process, memory handed back to the OS after each."""
+    from .convert import convert_checkpoint
+
+    with CONVERTING:
+        try:
+            return convert_checkpoint(entry, path, digest)
+        finally:
+            release_free_memory()
+
+
+def release_free_memory() -> None:
+    """Hand freed heap memory back to the OS (glibc keeps it, so pulling many entries would keep growing).
+
+    Legacy checkpoints are unpickled into malloc'd storages; without this, each converted entry leaves its
+    size behind in the allocator's free lists.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to trim
+            pass
