@@ -335,7 +335,8 @@ def test_generic_csv_group_and_split_columns(tmp_path):
 def test_label_fraction_keeps_whole_training_groups():
     groups = np.repeat(np.arange(10), 3).astype(str)
     kept = label_fraction(np.arange(100, 130), 0.2, seed=4, groups=groups)
-    assert len(kept) == 6 and len({groups[k - 100] for k in kept}) == 2
+    first_two = [str(g) for g in np.random.default_rng(4).permutation(10)[:2]]  # seeded order of the sorted ids
+    assert kept.tolist() == [100 + i for i in range(30) if groups[i] in first_two]
 
 
 def test_results_record_and_splits_file_name_the_card(tmp_path):
@@ -385,3 +386,17 @@ def test_options_that_do_not_apply_are_errors(tmp_path):
                             ({"size": 64}, "MedMNIST cards only"), ({"convention": "u-ones"}, "no convention")):
         with pytest.raises(Exception, match=message):
             read_card("ichallenge-amd", root, **option)
+
+
+def test_grouped_split_by_hand():
+    from ssl_zoo.evaluation.splits import grouped_indices
+
+    groups = np.array(["p3", "p1", "p1", "p2", "p4", "p4", "p4", "p5", "p2", "p6"])
+    got = grouped_indices(groups, seed=7, test=0.2, val=0.25)
+    names = sorted(set(groups))  # the rule: a seeded permutation of the sorted group ids ...
+    order = [names[i] for i in np.random.default_rng(7).permutation(len(names))]
+    expected = {"test": [], "val": [], "train": []}
+    for name in order:  # ... whole groups to test until round(0.2 * 10) images, then val until round(8 * 0.25)
+        part = "test" if len(expected["test"]) < 2 else "val" if len(expected["val"]) < 2 else "train"
+        expected[part] += [i for i in range(10) if groups[i] == name]
+    assert {k: sorted(v) for k, v in expected.items()} == {k: v.tolist() for k, v in got.items()}
