@@ -165,3 +165,20 @@ def test_compare_with_the_real_probe_writes_table_and_figure(r18_folder, tmp_pat
     markdown = (tmp_path / "results.md").read_text().splitlines()
     assert markdown[0] == "| model | auc @ 25% labels | auc @ 100% labels |"
     assert len(list((tmp_path / "runs").glob("*/fraction-0.25/trial-1/probe.json"))) == 1
+
+
+def test_figure_intervals_are_clipped_to_the_metric_range():
+    from ssl_zoo.evaluation.plots import clipped_errors
+
+    rows = [{"mean": 0.97, "ci95": 0.1}, {"mean": 0.5, "ci95": 0.2}, {"mean": 0.02, "ci95": None}]
+    below, above = clipped_errors(rows, 0.0, 1.0)
+    assert below == pytest.approx([0.1, 0.2, 0.0]) and above == pytest.approx([0.03, 0.2, 0.0])
+    assert clipped_errors(rows, None, None)[1][0] == pytest.approx(0.1)
+
+
+def test_table_says_why_there_are_no_p_values_when_runs_hold_no_scores():
+    rows = [{"model": "a", "label_fraction": 1.0, "mean": 0.8, "ci95": 0.05, "n": 3, "p_value": None, "test": None},
+            {"model": "b", "label_fraction": 1.0, "mean": 0.7, "ci95": 0.05, "n": 3, "p_value": None,
+             "test": "n/a: the protocol's records hold no per-image test_scores"}]
+    text = compare_module.markdown_table(rows, "auc")
+    assert "no p-values (the protocol's records hold no per-image test_scores)" in text and "p=" not in text

@@ -145,3 +145,18 @@ def test_reconstruction_of_a_fundus_photograph_writes_pngs_and_lpips(lpips_mirro
     assert entry["lpips"]["alex"] == pytest.approx(expected, rel=1e-5)
     written = json.loads((tmp_path / "reconstruction.json").read_text())
     assert written["preset"]["settings"]["max_iter"] == 4 and written["preset"]["settings"]["lr"] == 1e-3
+
+
+def test_analysis_presets_are_the_papers_and_other_presets_refuse():
+    from ssl_zoo.errors import UnknownPresetError
+    from ssl_zoo.evaluation.presets import resolve, settings_class
+
+    for protocol in ("saliency", "invariance", "multiview", "reconstruction"):
+        resolved = resolve(protocol)
+        assert resolved.preset == "ssl-transfer" and resolved.settings == settings_class(protocol)()
+        with pytest.raises(UnknownPresetError, match="ssl-transfer"):
+            resolve(protocol, "magical")
+    recon = resolve("reconstruction").settings
+    assert (recon.lr, recon.max_iter, recon.input_depth, recon.noise_size, recon.layer) == (1e-3, 3000, 32, 256,
+                                                                                             "layer4")
+    assert resolve("invariance").settings.eps == 1e-6 and resolve("multiview").settings.image_size == 224

@@ -96,9 +96,14 @@ def check_test_split(parts: dict[str, Samples], metric: str) -> None:
     if metric != "auc":
         return
     y = test.class_ids()
-    columns = y.T if test.task == "multilabel" else [y == c for c in np.unique(y)] if test.task != "binary" else [y]
+    if test.task == "multilabel":
+        columns = list(y.T)  # one binary column per label
+    elif test.task == "multiclass":
+        columns = [y == c for c in range(len(test.classes))]  # one-vs-rest
+    else:
+        columns = [y]
     usable = [len(np.unique(np.asarray(c))) == 2 for c in columns]
-    if not any(usable) or (test.task == "multiclass" and len(np.unique(y)) < 2):
+    if not any(usable):
         raise DatasetError(f"no class of the {len(test)}-image test split has both positives and negatives, so "
                            f"AUC is undefined; give more images or use --metric accuracy")
     if not all(usable):
@@ -253,6 +258,9 @@ def markdown_table(rows: Sequence[dict], metric: str, test: str = "bootstrap") -
         lines.append(f"| {model_label(model)} | " + " | ".join(cells.get(f, "") for f in fractions) + " |")
     how = "paired bootstrap of the trial-mean metric over the test images" if test == "bootstrap" else \
         "DeLong's test of the AUCs (largest p over trials)"
+    missing = next((r["test"] for r in rows if str(r.get("test", "")).startswith("n/a")), None)
+    p_text = f"no p-values ({missing[5:]})" if missing else \
+        f"p = two-sided {how}, against {model_label(models[0]) if models else '-'}"
     lines += ["", f"± = half-width of the 95 % confidence interval of the mean over trials (Student t, n trials); "
-                  f"p = two-sided {how}, against {model_label(models[0]) if models else '-'}."]
+                  f"{p_text}."]
     return "\n".join(lines)

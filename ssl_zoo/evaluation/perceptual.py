@@ -49,10 +49,10 @@ class LPIPS:
             raise ConversionError(f"lpips-{net}: the trunk file lacks {missing[:3]}...; pull it again")
         features.load_state_dict({k[len("features."):]: trunk_state[k] for k in wanted})
         self.stages = [features[a:b].eval() for a, b in stages]
-        self.lins = [lin_state[f"lin{i}.model.1.weight"] for i in range(len(stages))] \
-            if all(f"lin{i}.model.1.weight" in lin_state for i in range(len(stages))) else None
-        if self.lins is None:
+        names = [f"lin{i}.model.1.weight" for i in range(len(stages))]
+        if not all(n in lin_state for n in names):
             raise ConversionError(f"lpips-{net}: the linear-layer file lacks lin0..lin{len(stages) - 1}; pull it again")
+        self.lins = [lin_state[n] for n in names]
         self.shift = torch.tensor(SHIFT).view(1, 3, 1, 1)
         self.scale = torch.tensor(SCALE).view(1, 3, 1, 1)
 
