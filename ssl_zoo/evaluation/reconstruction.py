@@ -186,6 +186,26 @@ def save_pair(original: np.ndarray, recon: np.ndarray, path: Path, title: str) -
     return save_figure(fig, path)
 
 
+def perceptual_distances(metrics: dict[str, Any], unit: Any, pixels: np.ndarray, device: Any) -> dict[str, float]:
+    """LPIPS of the [0,1] original crop and the stored 8-bit reconstruction, both in [-1, 1] as upstream reads them."""
+    import torch
+
+    stored = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255
+    return {n: float(m.distance((unit * 2 - 1).to(device), (stored * 2 - 1).to(device))[0])
+            for n, m in metrics.items()}
+
+
+def save_outputs(out_dir: Path, stem: str, unit: Any, pixels: np.ndarray, title: str) -> dict[str, Any]:
+    """The reconstruction as PNG and the side-by-side figure; ``{"reconstruction", "figures"}``."""
+    from PIL import Image
+
+    path = out_dir / f"reconstruction-{stem}.png"
+    Image.fromarray(pixels).save(path)
+    original = np.round(unit[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    figures = save_pair(original, pixels, out_dir / f"side-by-side-{stem}.png", title)
+    return {"reconstruction": str(path), "figures": [str(f) for f in figures]}
+
+
 def model_input(folder: Path, s: ReconstructionSettings) -> Any:
     """What the model sees of a [0,1] batch: as it is (upstream), or mean/std-normalised (``normalise_input``)."""
     import torch
@@ -224,9 +244,6 @@ def reconstruct(model: str | Path, images: list[Any], out_dir: str | Path, *, pr
     Example:
         >>> reconstruct("moco-v2", ["chest.png"], "runs/recon", perceptual=("alex",))["images"][0]["lpips"]
     """
-    import torch
-    from PIL import Image
-
     from ..runtime import pick_device
     from .perceptual import load_lpips
     from .presets import resolve
@@ -245,18 +262,11 @@ def reconstruct(model: str | Path, images: list[Any], out_dir: str | Path, *, pr
         target = features(prepare(unit.to(target_device))).detach()
         recon, losses = optimise(lambda x: features(prepare(x)), target, s, target_device, progress)
         pixels = to_8bit(recon, s.clip)
-        stored = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255
-        distances = {n: float(m.distance((unit * 2 - 1).to(target_device), (stored * 2 - 1).to(target_device))[0])
-                     for n, m in metrics.items()}
-        name = image_name(item, i)
-        stem = out_dir / f"reconstruction-{i:03d}-{name}"
-        Image.fromarray(pixels).save(stem.with_suffix(".png"))
-        original = (unit[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        distances = perceptual_distances(metrics, unit, pixels, target_device)
         title = (f"{Path(str(model)).name}, {s.layer}, {s.max_iter + 1} steps; LPIPS (lower = closer): "
                  + ", ".join(f"{k} {v:.3f}" for k, v in distances.items()))
-        figures = save_pair(original, pixels, out_dir / f"side-by-side-{i:03d}-{name}.png", title)
-        entries.append({"image": name, "lpips": distances, "final_loss": losses[-1],
-                        "reconstruction": str(stem.with_suffix(".png")), "figures": [str(f) for f in figures]})
+        files = save_outputs(out_dir, f"{i:03d}-{image_name(item, i)}", unit, pixels, title)
+        entries.append({"image": image_name(item, i), "lpips": distances, "final_loss": losses[-1], **files})
     record = {"model": str(model), "preset": resolved.record(), "images": entries}
     write_json(out_dir / "reconstruction.json", record)
     return record
