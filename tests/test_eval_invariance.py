@@ -93,11 +93,16 @@ def test_invariance_matches_the_hand_computation(r18_folder):
     crops = retina_crops(30)
     data = Samples(crops, np.zeros(30, np.int64), "binary", ("a", "b"))
     with pytest.warns(StatisticWarning, match="singular"):  # 30 images, 512-d features
-        record = invariance(r18_folder, data, transforms=("rotation", "h_flip", "posterize"), k=4, num_images=5,
-                            resize=RESIZE, crop_size=CROP, device="cpu", batch_size=1, progress=False)
+        record = invariance(r18_folder, data, transforms=("rotation", "h_flip", "posterize", "translation"), k=4,
+                            num_images=5, resize=RESIZE, crop_size=CROP, device="cpu", batch_size=1, progress=False)
+    # translation, k = 4: a 2 x 2 grid of linspace(-s, s, 3)[:2] with s = (1 - 32/40) / 2, in pixels of the
+    # 40-pixel resize but applied to the full-size image, with upstream's 1-degree shear
+    offsets = [(a * RESIZE, b * RESIZE) for a in (-0.1, 0.0) for b in (-0.1, 0.0)]
     copies = {"rotation": [lambda im, a=a: FT.rotate(im, a) for a in (0.0, 90.0, 180.0, 270.0)],
               "h_flip": [lambda im: im, FT.hflip],
-              "posterize": [lambda im, b=b: FT.posterize(im, b) for b in range(1, 8)]}
+              "posterize": [lambda im, b=b: FT.posterize(im, b) for b in range(1, 8)],
+              "translation": [lambda im, t=t: FT.affine(im, angle=0.0, translate=list(t), scale=1.0, shear=1.0)
+                              for t in offsets]}
     expected = hand_invariance(ssl_zoo.load(r18_folder).eval(), crops, copies, num_images=5)
     for family, (distance, similarity) in expected.items():
         got = record["transforms"][family]
