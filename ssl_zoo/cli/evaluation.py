@@ -199,8 +199,10 @@ def cmd_invariance(args: argparse.Namespace) -> int:
         record = _warned(lambda: multiview_invariance(args.model, data, image_size=args.image_size, **options))
         scores = {"multiview": record["multiview"]}
     else:
+        sizes = {} if args.image_size is None else {"crop_size": args.image_size,
+                                                    "resize": round(args.image_size * 256 / 224)}  # upstream's ratio
         record = _warned(lambda: invariance(args.model, data, transforms=args.transforms and tuple(args.transforms),
-                                            k=args.k, crop_size=args.image_size, **options))
+                                            k=args.k, **sizes, **options))
         scores = record["transforms"]
     if args.json:
         print(json.dumps(record, indent=2))

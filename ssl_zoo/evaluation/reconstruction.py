@@ -113,7 +113,7 @@ def skip_network(input_depth: int = 32, down: tuple[int, ...] = (16, 32, 64, 128
     return nn.Sequential(*level(0, input_depth), conv(up[0], 3, 1))
 
 
-class LayerOutput(Exception):
+class _LayerReached(Exception):
     """Raised by the hook to stop the forward pass once the wanted feature map exists."""
 
     def __init__(self, value: Any) -> None:
@@ -129,13 +129,13 @@ def feature_map(net: Any, layer: str) -> Any:
         raise SettingError(f"the model has no layer {layer!r}; give a module name such as layer3")
 
     def hook(_module: Any, _inputs: Any, output: Any) -> None:
-        raise LayerOutput(output)
+        raise _LayerReached(output)
 
     def run(x: Any) -> Any:
         handle = modules[name].register_forward_hook(hook)
         try:
             net(x)
-        except LayerOutput as reached:
+        except _LayerReached as reached:
             return reached.value
         finally:
             handle.remove()
