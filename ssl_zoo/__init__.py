@@ -40,6 +40,7 @@ _LAZY = {
     "multiview_invariance": "evaluation.invariance",
     "reconstruct": "evaluation.reconstruction",
     "transforms": "preprocessing",
+    "save_monai": "frameworks.monai_folder",
 }
 
 __all__ = ["__version__", *_LAZY]

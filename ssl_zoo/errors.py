@@ -138,6 +138,18 @@ class DatasetSplitError(DatasetError):
     """A split that cannot be scored: no positive of a scored finding, or an empty split."""
 
 
+class FrameworkError(SslZooError, ValueError):
+    """A ``framework=`` / ``spatial_dims=`` that ssl_zoo does not build for this model."""
+
+
+class SslZooWarning(UserWarning):
+    """Base class of the warnings ssl_zoo gives (filter them with ``warnings.simplefilter``)."""
+
+
+class InputWarning(SslZooWarning):
+    """A model's first batch does not look like what its preprocessing produces."""
+
+
 def one_line(exc: BaseException) -> str:
     """The first line of an exception's message (tarfile's and huggingface_hub's run over several lines)."""
     text = str(exc).strip()
@@ -157,12 +169,28 @@ def root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
+class ResourceLimitError(NotACheckpointError):
+    """A file declares more than ssl_zoo's budget for it allows (size, depth, memo, ratio); nothing was allocated."""
+
+
+class StalledDownloadError(DownloadError):
+    """A transfer stayed below the minimum rate, or sent nothing for the stall budget; its partial file is kept."""
+
+
 class UnknownPresetError(SslZooError, KeyError):
     """A protocol or protocol-preset name that does not exist; the message lists the valid ones."""
 
 
 class PresetError(SslZooError, ValueError):
     """A preset table or a setting override that does not fit the protocol's settings (unknown field, wrong type)."""
+
+
+class RunExistsError(SslZooError, FileExistsError):
+    """A pre-training run folder that already holds a run; ``--resume`` continues it, ``--overwrite`` replaces it."""
+
+
+class PictureWarning(UserWarning):
+    """A figure (an extra beside a result) could not be drawn; the result itself was written."""
 
 
 class StatisticWarning(UserWarning):

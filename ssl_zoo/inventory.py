@@ -16,6 +16,7 @@ from .store.atomic import copy_atomic, check_output_folder
 from .errors import ChecksumError, ModelFolderError
 from .modelfolder.files import is_complete, missing_files, verify_folder
 from .store.hashes import check_digest, recorded_digest, sha256_file
+from .store.sources import trusted_digest
 from .registry import Entry, Source, get_entry, list_models
 
 
@@ -189,15 +190,16 @@ def _verify_entry(entry: Entry) -> list[VerifyResult]:
     if not state.cached:
         return [VerifyResult(entry.name, state.folder, "missing", f"nothing cached: run `ssl-zoo pull {entry.name}`")]
     sources = {s.filename: s for s in entry.sources}
-    results = [_verify_file(entry.name, sources[f.filename], f.path) for f in state.files]
+    results = [_verify_file(entry, sources[f.filename], f.path) for f in state.files]
     if state.folder.exists():
         results.append(_verify_folder(entry.name, state.folder))
     return results
 
 
-def _verify_file(name: str, source: Source, path: Path) -> VerifyResult:
+def _verify_file(entry: Entry, source: Source, path: Path) -> VerifyResult:
+    name = entry.name
     digest = sha256_file(path)
-    recorded = recorded_digest(name, source.filename)
+    recorded = trusted_digest(entry, source)
     if not source.pinned and recorded is None:
         return VerifyResult(name, path, "unchecked", f"sha256 {digest[:16]}...: neither pinned nor recorded, "
                             f"nothing to compare with (`ssl-zoo pull {name}` records it)")
@@ -252,7 +254,7 @@ def _checked_copy(entry: Entry, source: Source, dest: Path, required: bool) -> t
                                     f"run `ssl-zoo pull {entry.name} --force` first")
         return None
     digest = sha256_file(src)
-    check_digest(digest, source, recorded_digest(entry.name, source.filename), f"{src}")
+    check_digest(digest, source, trusted_digest(entry, source), f"{src}")
     return src, dest / entry.name / source.filename, digest
 
 

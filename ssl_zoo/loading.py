@@ -11,7 +11,9 @@ from .architectures import ARCHS, ArchKind, build_backbone, get_arch, to_feature
 from .architectures.tasks import backbone_part, check_options, check_task, segmentation_model, unet3d_model
 from .architectures.tf_same import apply_same_padding
 from .errors import ModelFolderError
-from .modelfolder.files import read_config, read_weights
+from .frameworks import check_framework
+from .guard import attach_guard, guard_enabled
+from .modelfolder.files import read_config, read_weights, verify_folder
 from .resolve import resolve_folder
 
 
@@ -24,13 +26,16 @@ def folder_arch(config: dict, folder: Path) -> str:
     raise ModelFolderError(f"{folder}: architecture {timm_name!r} is not one ssl_zoo builds; load it with timm")
 
 
-def load_state_dict(name_or_path: str | Path, *, progress: bool = True) -> dict[str, torch.Tensor]:
+def load_state_dict(name_or_path: str | Path, *, progress: bool = True,
+                    verify: bool = False) -> dict[str, torch.Tensor]:
     """The converted backbone tensors, under torchvision/timm key names.
 
     Args:
         name_or_path: A registry name (``"moco-v2"``), ``"hf-hub:ORG/REPO[@REV]"``, ``"local-dir:PATH"`` or a
             model folder path.
         progress: Show download progress when the entry has to be pulled.
+        verify: Re-hash ``model.safetensors`` against ``config.json`` first (also ``SSL_ZOO_VERIFY=1``); the
+            cheap checks (recorded size, header) run on every load.
 
     Returns:
         ``{key: tensor}`` on CPU; float32, with ``num_batches_tracked`` as int64.
@@ -44,8 +49,7 @@ def load_state_dict(name_or_path: str | Path, *, progress: bool = True) -> dict[
         torch.Size([64, 3, 7, 7])
     """
     folder = resolve_folder(name_or_path, progress=progress)
-    read_config(folder)  # a clear error for an incomplete folder
-    return read_weights(folder)
+    return read_weights(folder, verify=verify)
 
 
 def load(
@@ -58,6 +62,10 @@ def load(
     exact: bool | None = None,
     task: str = "classification",
     classes: int | None = None,
+    framework: str = "timm",
+    spatial_dims: int = 2,
+    guard: bool = True,
+    verify: bool = False,
 ) -> nn.Module:
     """A pre-trained model in eval mode, pulled and converted on first use.
 
@@ -78,15 +86,25 @@ def load(
             decoder; Models Genesis gives its whole UNet3D). See ``ssl_zoo.architectures.tasks``.
         classes: Output channels for ``task="segmentation"`` (default 1); a stored head with another count is
             replaced.
+        framework: "timm" (timm/smp networks) or "monai" (``monai.networks.nets``: ResNet, DenseNet121,
+            FlexibleUNet; see ``ssl_zoo.frameworks.monai``). Needs ``pip install "ssl_zoo[monai]"``.
+        spatial_dims: 3 (with ``framework="monai"``) inflates the 2-D weights into the 3-D network, as I3D does
+            (``ssl_zoo.architectures.inflate``).
+        guard: Check the first batch against the entry's preprocessing and warn once if it looks raw
+            (``ssl_zoo.guard``); ``SSL_ZOO_INPUT_GUARD=0`` turns it off everywhere.
+        verify: Re-hash ``model.safetensors`` against ``config.json`` first (also ``SSL_ZOO_VERIFY=1``); the
+            cheap checks (recorded size, header) run on every load.
 
     Returns:
-        A timm ``nn.Module`` (or timm ``FeatureListNet`` with ``features_only``) in eval mode.
+        A timm ``nn.Module`` (or timm ``FeatureListNet`` with ``features_only``) in eval mode, or a MONAI network.
 
     Raises:
         UnknownModelError, DownloadError, ConversionError, ModelFolderError.
         UnknownTaskError: For a ``task`` other than the two above.
         OptionError: For an option that cannot apply to this model and task (``features_only``, ``exact`` or
             ``num_classes`` with a segmentation network; ``classes`` with a backbone), instead of ignoring it.
+        FrameworkError: For a framework / spatial_dims ssl_zoo does not build for this model.
+        MissingExtraError: For ``framework="monai"`` without MONAI installed.
 
     Example:
         >>> model = load("moco-v2")
@@ -96,6 +114,23 @@ def load(
     check_task(task)
     folder = resolve_folder(name_or_path, progress=progress)
     config = read_config(folder)
+    if verify:  # SSL_ZOO_VERIFY=1 is honoured by read_weights itself
+        verify_folder(folder)
+    check_framework(framework, spatial_dims, config)
+    if framework == "monai":
+        from .frameworks.monai import MonaiOptions, load_monai
+
+        options = MonaiOptions(num_classes=num_classes, in_chans=in_chans, task=task, classes=classes,
+                               spatial_dims=spatial_dims, exact=exact, features_only=features_only)
+        model = load_monai(folder, config, options)
+    else:
+        model = timm_model(folder, config, num_classes, in_chans, features_only, exact, task, classes)
+    return attach_guard(model, folder, name_or_path) if guard_enabled(guard) else model
+
+
+def timm_model(folder: Path, config: dict, num_classes: int, in_chans: int, features_only: bool,
+               exact: bool | None, task: str, classes: int | None) -> nn.Module:
+    """``load``'s timm/smp network of a model folder (arguments as ``load``'s)."""
     arch = folder_arch(config, folder)
     kind = get_arch(arch).kind
     check_options(kind, task, features_only=features_only, exact=exact, num_classes=num_classes, classes=classes)

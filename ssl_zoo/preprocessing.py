@@ -21,7 +21,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from .errors import ImageInputError, ModelFolderError
+from .errors import ImageInputError, ModelFolderError, OptionError
+from .frameworks import check_framework, require_monai
 from .registry import Preprocessing, get_entry
 from .registry.schema import parse_preprocessing
 from .resolve import RefKind, reference_kind, resolve_folder
@@ -33,7 +34,8 @@ CONFIG_FILE = "config.json"
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, what PIL's convert("L") uses
 
 
-def transforms(name_or_path: str | Path, *, train: bool = False, in_chans: int | None = None) -> Callable[[Any], "torch.Tensor"]:
+def transforms(name_or_path: str | Path, *, train: bool = False, in_chans: int | None = None,
+               framework: str = "timm", keys: Any = None) -> Callable[[Any], Any]:
     """The preprocessing of a registry entry or a model folder, as a callable.
 
     Args:
@@ -42,10 +44,20 @@ def transforms(name_or_path: str | Path, *, train: bool = False, in_chans: int |
         train: Random-resized-crop and horizontal flip instead of resize and center crop.
         in_chans: Channels of the output; default the entry's ``input_size[0]``. ``1`` keeps X-rays one-channel
             for a model loaded with ``in_chans=1``.
+        framework: "timm" (this module's callable, for the networks ``load`` gives by default) or "monai": the
+            same steps as a ``monai.transforms.Compose`` of array transforms on channel-first arrays, equal in
+            output (``ssl_zoo.frameworks.monai_transforms``).
+        keys: With ``framework="monai"``, dictionary transforms applied to these keys of a sample dict.
 
     Returns:
         A function from a PIL image, a numpy array ((H, W), (H, W, C), or a volume for 3-D entries) or a torch
-        tensor ((H, W) or (C, H, W)) to a float32 tensor.
+        tensor ((H, W) or (C, H, W)) to a float32 tensor; with ``framework="monai"`` a MONAI ``Compose``.
+
+    Raises:
+        ImageInputError: For ``in_chans`` other than 1 or 3.
+        FrameworkError: For a framework other than "timm" and "monai".
+        OptionError: For ``keys`` without ``framework="monai"``.
+        MissingExtraError: For ``framework="monai"`` without MONAI installed.
 
     Example:
         >>> tf = ssl_zoo.transforms("moco-cxr-d121")
@@ -56,6 +68,14 @@ def transforms(name_or_path: str | Path, *, train: bool = False, in_chans: int |
     channels = in_chans or pre.input_size[0]
     if channels not in (1, 3):
         raise ImageInputError(f"in_chans must be 1 or 3, got {channels}: pass in_chans=1 or leave it unset")
+    check_framework(framework)
+    if framework == "monai":
+        require_monai()
+        from .frameworks.monai_transforms import monai_transforms
+
+        return monai_transforms(pre, train=train, channels=channels, keys=keys)
+    if keys is not None:
+        raise OptionError("keys= makes MONAI dictionary transforms: pass framework='monai' as well")
     return _Pipeline(pre, train, channels)
 
 
@@ -104,7 +124,7 @@ class _Pipeline:
         if self.pre.grayscale or self.channels == 1:
             x = to_luminance(x)
         if self.pre.spatial_dims == 2:
-            x = self._geometry(x)
+            x = resize_and_crop(x, self.pre, self.train)
         if self.pre.histogram_equalize:
             x = equalize_histogram(x)
         x = x * self.pre.value_scale
@@ -114,16 +134,18 @@ class _Pipeline:
             x = normalize(x, self.pre.mean, self.pre.std)
         return x
 
-    def _geometry(self, x: "torch.Tensor") -> "torch.Tensor":
-        from torchvision.transforms import InterpolationMode, v2
 
-        mode = InterpolationMode(self.pre.interpolation)
-        size = list(self.pre.input_size[1:])
-        if self.train:
-            steps = [v2.RandomResizedCrop(size, interpolation=mode, antialias=True), v2.RandomHorizontalFlip()]
-        else:
-            steps = [v2.Resize(self.pre.resize or min(size), interpolation=mode, antialias=True), v2.CenterCrop(size)]
-        return v2.Compose(steps)(x).clamp_(0.0, 1.0)  # bicubic overshoots; equalisation expects [0,1]
+def resize_and_crop(x: "torch.Tensor", pre: Preprocessing, train: bool) -> "torch.Tensor":
+    """Step 3 of the module doc: resize the shorter side and center-crop (or random-resized-crop and flip)."""
+    from torchvision.transforms import InterpolationMode, v2
+
+    mode = InterpolationMode(pre.interpolation)
+    size = list(pre.input_size[1:])
+    if train:
+        steps = [v2.RandomResizedCrop(size, interpolation=mode, antialias=True), v2.RandomHorizontalFlip()]
+    else:
+        steps = [v2.Resize(pre.resize or min(size), interpolation=mode, antialias=True), v2.CenterCrop(size)]
+    return v2.Compose(steps)(x).clamp_(0.0, 1.0)  # bicubic overshoots; equalisation expects [0,1]
 
 
 def to_unit_tensor(image: Any, window: tuple[float, float] | None, spatial_dims: int = 2) -> "torch.Tensor":
@@ -140,7 +162,7 @@ def to_unit_tensor(image: Any, window: tuple[float, float] | None, spatial_dims:
         raise ImageInputError(f"expected a {spatial_dims}-D image (optionally with channels), got shape {array.shape}")
     if array.shape[0] == 4:
         array = array[:3]  # alpha carries no intensity
-    values = torch.from_numpy(_scale_to_unit(array, window).astype(np.float32, copy=False))
+    values = torch.from_numpy(scale_to_unit(array, window).astype(np.float32, copy=False))
     return values
 
 
@@ -158,7 +180,8 @@ def _as_array(image: Any) -> Any:
     raise ImageInputError(f"cannot read {type(image).__name__} as an image: pass a PIL image, a numpy array or a tensor")
 
 
-def _scale_to_unit(array: Any, window: tuple[float, float] | None) -> Any:
+def scale_to_unit(array: Any, window: tuple[float, float] | None) -> Any:
+    """Step 1 of the module doc on a numpy array: intensities to [0,1] (float64; bool to float32)."""
     import numpy as np
 
     if array.dtype == np.bool_:

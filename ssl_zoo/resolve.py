@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .converters.upstream import convert_upstream
 from .errors import DownloadError, HubError, HubFallbackWarning, SettingError, root_cause
-from .modelfolder.files import is_complete
+from .modelfolder.files import check_intact, is_complete
 from .registry import get_entry
 from .sharing.hub import HUB_PREFIX, UPSTREAM_HINT, entry_hub_folder, hub_folder
 from .store import cache
@@ -117,7 +117,7 @@ def entry_folder(name: str, *, force: bool = False, require_hashes: bool = False
     entry = get_entry(name)
     folder = cache.model_dir(entry.name)
     if is_complete(folder) and not force:  # the warm path of every `load`: no lock, no request
-        return folder
+        return check_intact(folder)  # cheap: recorded size and header, so a damaged folder is never "cached"
     choice = source_choice()
     if choice == "hub" and not entry.hf_repo:
         raise HubError(f"{entry.name} is not published on the Hub (no hf_repo): set SSL_ZOO_SOURCE=auto or upstream")

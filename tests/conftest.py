@@ -25,7 +25,8 @@ def ssl_zoo_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "ssl_zoo_home"
     monkeypatch.setenv("SSL_ZOO_HOME", str(home))
     monkeypatch.setenv("SSL_ZOO_QUIET", "1")
-    for name in ("SSL_ZOO_MIRROR", "SSL_ZOO_OFFLINE", "HF_HUB_OFFLINE", "SSL_ZOO_DEBUG"):
+    for name in ("SSL_ZOO_MIRROR", "SSL_ZOO_OFFLINE", "HF_HUB_OFFLINE", "SSL_ZOO_DEBUG", "SSL_ZOO_VERIFY",
+                 "SSL_ZOO_MIN_RATE", "SSL_ZOO_RATE_WINDOW", "SSL_ZOO_STALL_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
     return home
 

@@ -10,7 +10,7 @@ import torch
 
 SIZE = 32
 # Small heads, queues and prototypes so one step of any method takes well under a second on a CPU core.
-OPTIONS = {"moco-v2": {"queue": 16}, "dira": {"queue": 16, "adversarial_from": 0.0}, "byol": {"hidden": 128},
+OPTIONS = {"moco-v2": {"queue": 16}, "dira": {"queue": 16, "mode": "dira"}, "byol": {"hidden": 128},
            "barlow-twins": {"hidden": 128}, "swav": {"prototypes": 16, "small_crops": 2},
            "spark": {"decoder_width": 64}}
 

@@ -205,10 +205,15 @@ def test_interrupt(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatc
     assert_one_line_error(err, cli.INTERRUPTED)
 
 
-def test_unexpected_error_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unexpected_error_is_one_line_and_its_traceback_on_request(capsys: pytest.CaptureFixture,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(inventory, "verify", lambda names: 1 / 0)
-    with pytest.raises(ZeroDivisionError):
-        cli.main(["verify"])
+    code, _, err = run(capsys, "verify")
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert all(words in err for words in ("ssl-zoo verify", "ZeroDivisionError", "SSL_ZOO_DEBUG=1", "report"))
+    monkeypatch.setenv("SSL_ZOO_DEBUG", "1")
+    code, _, err = run(capsys, "verify")
+    assert code == 1 and "Traceback" in err and "1 / 0" in err
 
 
 @pytest.mark.parametrize("argv", [[], ["pull"], ["pull", UNPINNED, "--all"], ["convert", UNPINNED],

@@ -61,6 +61,6 @@ def test_finetune_beats_chance_with_trials_and_label_fraction(r18_folder, tmp_pa
     assert [len(s) for s in splits["train_subsets"]] == [16, 16]
     assert splits["train_subsets"][0] != splits["train_subsets"][1]  # trial t subsamples with seed + t
     assert set(splits["train_subsets"][0]) <= set(range(31))
-    assert record["preset"]["preset"] == "benchmark-transfer"
+    assert record["preset"]["preset"] == "benchmark-transfer" and record["normalization"]["applied"] == "imagenet"
     assert set(record["preset"]["overridden"]) == {"epochs", "patience", "lr", "batch_size", "image_size"}
     assert (tmp_path / "finetune.json").is_file()

@@ -52,7 +52,20 @@ def reinitialised_copy(folder: Path, dest: Path) -> Path:
     weights = timm.create_model("resnet18", num_classes=0).state_dict()
     tensors = {k: v.contiguous() for k, v in weights.items()}
     save_file(tensors, str(dest / "model.safetensors"), metadata={"format": "pt"})
+    _record_weights(dest)
     return dest
+
+
+def _record_weights(folder: Path) -> None:
+    """Make ``config.json`` describe the new weights, as every writer does (loads check size and header)."""
+    import json
+
+    from ssl_zoo.store.hashes import sha256_file
+
+    config = json.loads((folder / "config.json").read_text())
+    weights = folder / "model.safetensors"
+    config["ssl_zoo"].update(weights_size=weights.stat().st_size, weights_sha256=sha256_file(weights))
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
 
 def brightness_images(labels: np.ndarray, seed: int, size: int = SIZE) -> np.ndarray:

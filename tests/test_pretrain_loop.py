@@ -17,6 +17,7 @@ from ssl_zoo.pretraining import checkpoint
 from ssl_zoo.pretraining.base import MethodSettings, build_method
 from ssl_zoo.pretraining.data import ViewDataset, scan
 from ssl_zoo.pretraining.loop import LoopSettings, NonFiniteLossError, train
+from ssl_zoo.pretraining.recipes import resolve
 from ssl_zoo.pretraining.run import initialise
 from ssl_zoo.runtime import Speed
 
@@ -65,7 +66,8 @@ def test_cli_run_writes_a_loadable_model_folder(moco_run, capsys):
 
 
 def test_resume_equals_an_uninterrupted_run(images, tmp_path, monkeypatch):
-    settings = LoopSettings(epochs=2, batch_size=8, lr=0.05, checkpoint_every=3, progress=False)
+    settings = LoopSettings(epochs=2, batch_size=8, recipe=resolve("moco-v2", lr=0.05).recipe, checkpoint_every=3,
+                            progress=False)
 
     def run(out: Path, resume: bool = False):
         torch.manual_seed(0)
@@ -140,11 +142,11 @@ def test_unet_method_keeps_its_decoder(images, tmp_path):
     config = json.loads((written["unet"] / "config.json").read_text())
     assert config["architecture"] == "unet-resnet18"
     assert config["ssl_zoo"]["parts"] == ["encoder", "decoder", "segmentation_head"]
-    unet = smp.Unet("resnet18", encoder_weights=None, classes=3)
+    unet = smp.Unet("resnet18", encoder_weights=None, classes=1)  # magical-cxr: one grey channel restored
     unet.load_state_dict(ssl_zoo.load_state_dict(written["unet"]), strict=True)
     backbone = ssl_zoo.load(written["model"])
     assert torch.equal(backbone.state_dict()["layer1.0.conv1.weight"], unet.encoder.state_dict()["layer1.0.conv1.weight"])
-    loaded = ssl_zoo.load(written["unet"], task="segmentation", classes=3)  # the whole U-Net, as trained
+    loaded = ssl_zoo.load(written["unet"], task="segmentation", classes=1)  # the whole U-Net, as trained
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in unet.state_dict().items())
 
 

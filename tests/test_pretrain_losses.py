@@ -7,9 +7,8 @@ import math
 import pytest
 import torch
 
-from ssl_zoo.pretraining import augment, losses
+from ssl_zoo.pretraining import losses, medical_augment
 from ssl_zoo.pretraining.chaitanya import nearest_regions, partition_masks, region_grid
-from ssl_zoo.pretraining.loop import lr_factor
 
 
 def unit(v: torch.Tensor) -> torch.Tensor:
@@ -128,19 +127,12 @@ def test_local_regions_and_their_negatives():
                                                               [(1 / 3, 1 / 3), (1 / 3, 2 / 3), (2 / 3, 1 / 3), (2 / 3, 2 / 3)]}
 
 
-def test_cosine_schedule_with_warmup():
-    assert [lr_factor(s, 10, 2) for s in (0, 1)] == [0.5, 1.0]
-    assert lr_factor(2, 10, 2) == pytest.approx(1.0)
-    assert lr_factor(6, 10, 2) == pytest.approx(0.5)
-    assert lr_factor(10, 10, 2) == pytest.approx(0.0)
-
-
 def test_proxy_transforms():
     torch.manual_seed(0)
     image = torch.linspace(0, 1, 64).view(1, 8, 8)
-    curved = augment.bezier_intensity(image)
+    curved = medical_augment.magical_bezier(image)
     assert curved.min() >= 0 and curved.max() <= 1
     diffs = curved.flatten().diff()
     assert (diffs >= -1e-6).all() or (diffs <= 1e-6).all()  # a monotone curve, increasing or inverted
-    masked = augment.block_mask(torch.ones(1, 16, 16), 0.25, grid=4)
+    masked = medical_augment.block_mask(torch.ones(1, 16, 16), 0.25, grid=4)
     assert (masked == 0).float().mean().item() == pytest.approx(0.25)

@@ -80,16 +80,17 @@ def test_cli_offers_every_method():
     assert list(METHODS) == list(METHOD_MODULES)
 
 
-def test_dira_adversary_waits_for_its_stage_and_local_stage_keeps_the_encoder(data):
+def test_dira_adversary_only_in_the_dira_stage_and_local_stage_keeps_the_encoder(data):
     torch.manual_seed(0)
     dira = build_method("dira", MethodSettings(arch="resnet18", image_size=SIZE, options={"queue": 16}))
     batch = fixed_batch(dira, data["images"])
-    loss, parts = dira(batch, 0.5)  # before adversarial_from (0.75): discriminative + restorative only
+    loss, parts = dira(batch, 0.9)  # the dir stage: discriminative + restorative only, at any progress
     loss.backward()
     assert set(parts) == {"infonce", "restore"}
     assert all(p.grad is None for p in dira.discriminator.parameters())
     dira.zero_grad()
-    loss, parts = dira(batch, 0.8)
+    dira.opts["mode"] = "dira"
+    loss, parts = dira(batch, 0.1)
     loss.backward()
     assert set(parts) == {"infonce", "restore", "adversarial", "discriminator"}
     assert all(p.grad is not None for p in dira.discriminator.parameters())

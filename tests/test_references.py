@@ -37,7 +37,7 @@ def pretrained_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     record = TrainingRecord("moco-v2", "MoCo v2", "scans/", 1, 8, 2, 1.0, "random", SIDE, MEAN, STD)
     dest = tmp_path_factory.mktemp("run") / "model"
     return write_model_folder(dest, backbone_tensors(net, "resnet18", "moco-v2"), get_arch("resnet18"), record,
-                              ["backbone"], "The backbone.", None)
+                              ["backbone"], "The backbone.")
 
 
 def test_reference_kinds() -> None:

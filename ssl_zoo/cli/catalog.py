@@ -130,11 +130,21 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """``ssl-zoo verify``: re-hash cached files and model folders; exit 1 on any mismatch or missing file."""
+    if args.fix:
+        _fix(args)
     results = inventory.verify(args.names or None)
     if not results:
         print(f"nothing cached under {cache.home()}: nothing to verify", file=sys.stderr)
     emit(args, [{**dataclasses.asdict(r), "item": str(r.item)} for r in results], VERIFY_COLUMNS)
     return 0 if all(r.ok for r in results) else 1
+
+
+def _fix(args: argparse.Namespace) -> None:
+    from ..converters.upstream import clean_stale
+
+    removed = [path for name in (args.names or list_models()) for path in clean_stale(get_entry(name).name)]
+    for path in removed:
+        note(args, f"removed stale temporary {path}")
 
 
 def cmd_mirror_export(args: argparse.Namespace) -> int:
@@ -162,12 +172,15 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--all", action="store_true", help="every registry entry")
     p.add_argument("--jobs", "-j", type=positive_int, default=4, help="entries worked on at once (default 4)")
     p.add_argument("--force", action="store_true", help="convert again even if the model folder exists")
-    p.add_argument("--require-hashes", action="store_true", help="refuse files without a pinned or recorded sha256")
+    p.add_argument("--require-hashes", action="store_true",
+                   help="refuse files without a full sha256 pinned or recorded (an 8-hex prefix is not enough)")
     p = add_command(sub, common, "convert", cmd_convert, "convert a checkpoint you downloaded yourself", json_flag=False)
     p.add_argument("name", metavar="NAME")
     p.add_argument("--from-file", required=True, metavar="PATH", help="the downloaded upstream file (a TF checkpoint: its .zip, folder or .index)")
     p = add_command(sub, common, "verify", cmd_verify, "re-hash cached downloads and model folders")
     p.add_argument("names", nargs="*", metavar="NAME", help="default: every entry with anything cached")
+    p.add_argument("--fix", action="store_true", help="first remove temporaries that killed pulls left behind "
+                   "(entries being pulled right now are left alone)")
     mirror = sub.add_parser("mirror", help="mirror helpers").add_subparsers(dest="action", required=True)
     p = add_command(mirror, common, "export", cmd_mirror_export, "copy cached downloads into a mirror folder "
                  "(<DIR>/<name>/<file>, the layout SSL_ZOO_MIRROR serves)", json_flag=False)

@@ -129,6 +129,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """argparse type: a number >= 0 (a weight decay, warm-up epochs, a clip where 0 is off)."""
+    value = _number(text, float)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
 def fraction(text: str) -> float:
     """argparse type: a share in (0, 1], such as a label fraction."""
     value = _number(text, float)

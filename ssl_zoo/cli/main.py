@@ -15,10 +15,11 @@ from .. import __version__
 from ..errors import SslZooError, one_line
 from ..extras import missing_extra
 from ..store import cache
-from . import catalog, datasets, evaluation, hub, pretraining
+from . import catalog, datasets, evaluation, hashes, hub, pretraining
 from .common import EXIT_CODES
 
 INTERRUPTED = "interrupted; nothing half-written was kept, run the command again to resume"
+REPORT_TO = "the ssl_zoo issue tracker, with the command and the traceback"
 
 # First match wins: (exception type, exit code, fixed message or None for the exception's own one-liner).
 KNOWN_ERRORS: tuple[tuple[type[BaseException], int, str | None], ...] = (
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ssl-zoo {__version__}")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars (also SSL_ZOO_QUIET=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (catalog, hub, datasets, evaluation, pretraining):  # each imports torch in its handlers only
+    for module in (catalog, hashes, hub, datasets, evaluation, pretraining):  # each imports torch in its handlers only
         module.add_commands(sub, common)
     return parser
 
@@ -53,6 +54,13 @@ def _known_error(exc: BaseException) -> tuple[int, str] | None:
         if isinstance(exc, kind):
             return code, message or one_line(exc)
     return None
+
+
+def _unexpected(exc: BaseException, argv: list[str] | None) -> str:
+    """The last resort for a bug: what failed, how to see more, where to report; one line."""
+    command = " ".join(["ssl-zoo", *(sys.argv[1:] if argv is None else argv)][:3])
+    return (f"`{command}` failed unexpectedly ({type(exc).__name__}: {one_line(exc)[:200]}); "
+            f"{cache.DEBUG_ENV}=1 shows the traceback; please report it to {REPORT_TO}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,10 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except BaseException as exc:
-        known = _known_error(exc)
-        if known is None:
+        if isinstance(exc, (SystemExit, GeneratorExit)):
             raise
+        code, message = _known_error(exc) or (1, _unexpected(exc, argv))
         if cache.env_flag(cache.DEBUG_ENV):
             traceback.print_exc()
-        print(f"ssl-zoo: error: {known[1]}", file=sys.stderr)
-        return known[0]
+        print(f"ssl-zoo: error: {message}", file=sys.stderr)
+        return code

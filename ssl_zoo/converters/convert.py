@@ -36,10 +36,36 @@ def convert_state_dict(obj: object, entry: Entry) -> tuple[Tensors, Report]:
     """
     spec = get_arch(entry.arch)
     tensors, report = apply_rules(obj, get_family(entry.family).rules, spec.classifier)
+    refuse_odd_tensors(tensors, entry.name)
     expected = expected_shapes(entry.arch, tensors)  # a U-Net head keeps its class count
     tensors = fill_batch_counters(tensors, expected, report)
     validate(tensors, expected, entry.name, spec)
     return unshare({k: normalize_tensor(k, v) for k, v in tensors.items()}), report
+
+
+def odd_tensor(key: str, value: torch.Tensor) -> str | None:
+    """Why ``value`` cannot become a float32 weight without changing what the file holds, or None."""
+    if value.layout != torch.strided:
+        return f"a sparse tensor ({value.layout})"
+    if value.is_quantized:
+        return f"a quantized tensor ({value.dtype})"
+    if value.is_meta:
+        return "a meta tensor (a shape without data)"
+    if value.is_complex():
+        return f"a complex tensor ({value.dtype})"
+    if not value.is_floating_point() and not key.endswith(BATCH_COUNTER):
+        return f"an integer tensor ({value.dtype}) where a float weight belongs"
+    return None
+
+
+def refuse_odd_tensors(tensors: Tensors, name: str) -> None:
+    """Raise ``ConversionError`` for tensors that a cast to float32 would silently change (sparse, quantized,
+    meta, complex, integer weights): the model folder holds exactly the file's weights or nothing."""
+    for key, value in tensors.items():
+        why = odd_tensor(key, value)
+        if why:
+            raise ConversionError(f"{name}: {key} is {why}, which ssl_zoo does not convert (a cast would change "
+                                  "the weights): the file is not a plain float checkpoint; check where it came from")
 
 
 def fill_batch_counters(tensors: Tensors, expected: dict[str, tuple[int, ...]], report: Report) -> Tensors:

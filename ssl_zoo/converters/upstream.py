@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import ctypes
+import shutil
 import sys
 import threading
 from pathlib import Path
 from typing import Any
 
-from ..modelfolder.files import is_complete
+from ..errors import NotACheckpointError
+from ..modelfolder.files import check_intact, is_complete
 from ..registry import Entry, get_entry
 from ..store import cache
-from ..store.sources import ensure_source, import_file, user_files
+from ..store.sources import Fetched, ensure_source, remember, staged_user_files
 
 # Downloads run in parallel, conversions one at a time: each holds a checkpoint and its output in memory,
 # and torch already uses every core for one.
@@ -33,7 +35,7 @@ def convert_upstream(name: str, *, force: bool = False, require_hashes: bool = F
     Args:
         name: A registry name.
         force: Convert again even if the folder exists.
-        require_hashes: Refuse upstream files without a pinned or recorded sha256.
+        require_hashes: Refuse upstream files without a full sha256 pinned or recorded.
         progress: Show download progress on stderr.
 
     Returns:
@@ -45,22 +47,62 @@ def convert_upstream(name: str, *, force: bool = False, require_hashes: bool = F
     entry = get_entry(name)
     folder = cache.model_dir(entry.name)
     with entry_lock(entry.name):
+        remove_stale_temporaries(entry.name)  # we hold the lock: nobody else is writing them
         if is_complete(folder) and not force:
-            return folder
+            return check_intact(folder)
         files = [ensure_source(entry, s, require_hashes=require_hashes, progress=progress) for s in entry.sources]
-        return convert_locked(entry, *files[0])
+        try:
+            converted = convert_locked(entry, files[0].path, files[0].digest)
+        except NotACheckpointError:
+            _discard_unverified(files)
+            raise
+        for fetched in files:
+            remember(entry, fetched)  # only now: a file that does not convert is never trusted
+        return converted
 
 
 def convert_user_file(name: str, path: Path) -> Path:
-    """Convert a checkpoint the user already downloaded (it is checked and copied into the cache first).
+    """Convert a checkpoint the user already downloaded; it enters the cache only if it converts.
 
     Raises:
         FileNotFoundError, ChecksumError, NotACheckpointError, ConversionError.
     """
     entry = get_entry(name)
     with entry_lock(entry.name):
-        files = [import_file(entry, source, file) for source, file in user_files(entry, Path(path).expanduser())]
-        return convert_locked(entry, *files[0])
+        remove_stale_temporaries(entry.name)
+        with staged_user_files(entry, Path(path).expanduser()) as files:
+            return convert_locked(entry, files[0].path, files[0].digest)
+
+
+def remove_stale_temporaries(name: str) -> list[Path]:
+    """Remove what killed pulls of ``name`` left behind; call it holding the entry's lock. Returns the paths."""
+    stale = cache.stale_temporaries(name)
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
+
+
+def clean_stale(name: str) -> list[Path]:
+    """Remove the stale temporaries of ``name`` unless another process is pulling it now (then none).
+
+    Example:
+        >>> clean_stale("moco-v2")  # doctest: +SKIP
+        [PosixPath('/home/me/.cache/ssl_zoo/models/.moco-v2.tmp-1a2b3c4d')]
+    """
+    from filelock import Timeout
+
+    try:
+        with entry_lock(name).acquire(timeout=0):
+            return remove_stale_temporaries(name)
+    except Timeout:
+        return []
+
+
+def _discard_unverified(files: list[Fetched]) -> None:
+    # bytes no pin or record vouched for, which are not a checkpoint: the next pull downloads them again
+    for fetched in files:
+        if not fetched.verified:
+            fetched.path.unlink(missing_ok=True)
 
 
 def convert_locked(entry: Entry, path: Path, digest: str) -> Path:

@@ -45,7 +45,7 @@ from .metrics import classification_metrics
 from .paper_splits import merge, paper_splits
 from .finetune_recipe import (EarlyStopping, FinetuneSettings, batches, make_optimizer, make_scheduler, search_grid,
                               selection_key)
-from .preprocess import paper_transform
+from .preprocess import normalization_for, paper_transform
 from .presets import resolve
 from .report import report_trials
 from .splits import label_fraction as subsample
@@ -263,6 +263,7 @@ def finetune(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: 
     Example:
         >>> finetune("moco-v2", read_npz("breastmnist.npz"), preset="benchmark-transfer", trials=5, out_dir="runs/ft")
     """
+    from ..modelfolder.files import read_config
     from ..resolve import resolve_folder
     from ..runtime import Speed, distributed_session
 
@@ -278,7 +279,8 @@ def finetune(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: 
         folder = resolve_folder(model, progress=options["progress"])  # resolved once; each run loads fresh weights
         runs = [finetune_trial(folder, parts, trial_seed=seed + t, fraction=label_fraction, options=options,
                                speed=speed) for t in range(trials)]
-    extra = {"preset": resolved.record()}
+    extra = {"preset": resolved.record(),
+             "normalization": normalization_for(resolved.settings.normalization, read_config(folder), in_chans)}
     return report_trials("finetune", model, parts, index, runs, seed=seed, label_fraction=label_fraction,
                          metrics=("accuracy", "mean_per_class_accuracy", "auc"),
                          out_dir=out_dir if dist_info.is_main else None, filename="finetune.json", extra=extra,

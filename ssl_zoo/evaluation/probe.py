@@ -121,6 +121,9 @@ class Probe:
             for j, model in enumerate(self.models):
                 labels = y[:, j] if self.task == "multilabel" else y
                 present = np.unique(labels)
+                if len(present) < 2:
+                    raise DatasetError(f"label {j} has one value only in the probe's training data; use a larger "
+                                       "--label-fraction or drop that label")
                 if hasattr(model, "classes_") and not np.array_equal(model.classes_, present):
                     model = self.models[j] = clone(model)  # another class set (val brings a class): a cold start
                 model.set_params(C=2 * C if len(present) == 2 and self.task != "multilabel" else C)

@@ -225,6 +225,7 @@ def segment(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: s
     Example:
         >>> segment("moco-v2", read_segmentation_pairs("lungs/images", "lungs/masks"), trials=3, out_dir="runs/seg")
     """
+    from ..modelfolder.files import read_config
     from ..resolve import resolve_folder
     from ..runtime import Speed
 
@@ -236,7 +237,8 @@ def segment(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: s
     with speed.numerics():
         runs = [segment_trial(folder, parts, seed=seed + t, fraction=label_fraction, options=options, speed=speed)
                 for t in range(trials)]
-    extra = {"preset": resolved.record()}
+    extra = {"preset": resolved.record(),
+             "normalization": normalization_for(resolved.settings.normalization, read_config(folder), in_chans)}
     return report_trials("segmentation", model, parts, index, runs, seed=seed, label_fraction=label_fraction,
                          metrics=("dice", "iou"), out_dir=out_dir, filename="segment.json", extra=extra,
                          ddof=0 if resolved.settings.population_std else 1)

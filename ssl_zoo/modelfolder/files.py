@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import DiskFullError, ModelFolderError
+from ..store.cache import VERIFY_ENV, env_flag
 from ..store.atomic import fsync_dir, write_text_atomic
 from ..store.hashes import sha256_file
 
@@ -58,6 +59,7 @@ def write_folder(
     try:
         _write_weights(tmp / WEIGHTS, tensors, metadata)
         config, card = make_text(sha256_file(tmp / WEIGHTS))
+        config.setdefault("ssl_zoo", {})["weights_size"] = (tmp / WEIGHTS).stat().st_size  # the cheap check
         write_text_atomic(tmp / CONFIG, json.dumps(config, indent=2) + "\n")
         write_text_atomic(tmp / CARD, card)
         for name, source in (extra_files or {}).items():
@@ -149,11 +151,80 @@ def read_config(folder: Path) -> dict[str, Any]:
         raise ModelFolderError(f"{folder / CONFIG} is not valid JSON ({exc}): pull it again with --force") from None
 
 
-def read_weights(folder: Path) -> dict[str, torch.Tensor]:
-    """The tensors of ``model.safetensors`` (memory-mapped, on CPU)."""
+def read_weights(folder: Path, *, verify: bool = False) -> dict[str, torch.Tensor]:
+    """The tensors of ``model.safetensors`` (memory-mapped, on CPU), after the cheap checks of :func:`check_intact`.
+
+    Args:
+        folder: A model folder.
+        verify: Also re-hash the weights against ``config.json`` (also on with ``SSL_ZOO_VERIFY=1``).
+
+    Raises:
+        ModelFolderError: If the folder is incomplete, damaged or (with ``verify``) modified.
+    """
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    return load_file(str(folder / WEIGHTS))
+    check_intact(folder)
+    if verify or env_flag(VERIFY_ENV):
+        verify_folder(folder)
+    try:
+        return load_file(str(folder / WEIGHTS))
+    except (SafetensorError, OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelFolderError(_damaged(folder, reason)) from None
+
+
+MAX_HEADER = 100 << 20  # safetensors' own limit on the JSON header
+
+
+def check_intact(folder: Path) -> Path:
+    """The cheap checks run on every load and every "cached": all files there, the size ``config.json``
+    records, and a safetensors header that parses and whose tensors end exactly where the file ends.
+
+    Returns:
+        ``folder``.
+
+    Raises:
+        ModelFolderError: Saying ``ssl-zoo pull NAME --force``.
+    """
+    config = read_config(folder)
+    path = folder / WEIGHTS
+    size = path.stat().st_size
+    recorded = config.get("ssl_zoo", {}).get("weights_size")
+    if recorded is not None and recorded != size:
+        raise ModelFolderError(_damaged(folder, f"{size:,} bytes where config.json records {recorded:,}"))
+    problem = _header_problem(path, size)
+    if problem:
+        raise ModelFolderError(_damaged(folder, problem))
+    return folder
+
+
+def _header_problem(path: Path, size: int) -> str | None:
+    """What is wrong with a safetensors file's layout (spec: u64 header size, JSON header, data), or None."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        length = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if not 0 < length <= min(MAX_HEADER, size - 8):
+            return "its header length is impossible"
+        try:
+            header = json.loads(fh.read(length))
+        except ValueError:
+            return "its header is not valid JSON"
+    if not isinstance(header, dict):
+        return "its header is not a table of tensors"
+    header.pop("__metadata__", None)
+    try:
+        ends = [int(info["data_offsets"][1]) for info in header.values()]
+    except (TypeError, KeyError, IndexError, ValueError):
+        return "its header lists a tensor without offsets"
+    if max(ends, default=0) != size - 8 - length:
+        return f"its tensors end at byte {max(ends, default=0):,} of {size - 8 - length:,} data bytes"
+    return None
+
+
+def _damaged(folder: Path, what: str) -> str:
+    return (f"{folder / WEIGHTS} is damaged or was edited ({what}): run `ssl-zoo pull {folder.name} --force` "
+            "(or convert it again)")
 
 
 def verify_folder(folder: Path) -> str:

@@ -6,14 +6,17 @@ Layout (one job per module):
 
 ```
 base.py         the Method interface and the table of methods by name
+recipes.py      each method's paper recipe and the named presets (data: presets.toml)
+optim.py        optimisers (LARS/LAMB from timm), parameter groups, lr / weight-decay / EMA schedules
 losses.py       each objective as a small pure function
 parts.py        backbones, U-Nets, heads, EMA, DDP gathers, shuffle-BN
-augment.py      the methods' own augmentations (torch RNG only)
+augment.py      the generic view pipelines;  medical_augment.py  MAGICAL / DiRA / Chaitanya views
 contrastive.py  moco-v2, simclr, byol, swav, barlow-twins
 dira.py  magical.py  chaitanya.py  spark.py
 data.py         unlabelled images / arrays / volumes, resumable order
 loop.py         the training loop;  checkpoint.py  resumable state
-output.py       model folders and the training card;  run.py  pretrain()
+output.py       model folders and the training card;  pictures.py  the loss curve (optional matplotlib)
+run.py          pretrain()
 ```
 """
 

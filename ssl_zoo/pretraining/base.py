@@ -14,8 +14,12 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from torch.utils.data import Sampler
 
-from ..errors import UnknownMethodError
+from ..errors import PresetError, UnknownMethodError
+from .data import ResumableBatches
+from .optim import OptimizerSpec, recipe_spec, split_groups
+from .recipes import Recipe
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -29,17 +33,6 @@ METHOD_MODULES = {
 
 
 @dataclass(frozen=True)
-class OptimizerSpec:
-    """One optimiser over a set of parameters: ``kind`` is "sgd", "adam" or "adamw"."""
-
-    params: list[nn.Parameter]
-    kind: str
-    lr: float
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-
-
-@dataclass(frozen=True)
 class MethodSettings:
     """What shapes a method's networks and views; ``options`` overrides the method's own ``defaults``."""
 
@@ -47,6 +40,8 @@ class MethodSettings:
     image_size: int = 224
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
+    views: str = ""  # the view recipe ("" = the method's own)
+    batch_size: int = 0  # the global batch (SwAV cuts its queue to a multiple of it; 0 = unknown)
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -55,15 +50,17 @@ class Method(nn.Module):
 
     name: ClassVar[str]
     paper: ClassVar[str] = ""
-    lr: ClassVar[float] = 0.03
-    optimizer: ClassVar[str] = "sgd"
-    weight_decay: ClassVar[float] = 1e-4
+    view_recipe: ClassVar[str] = ""  # the generic view pipeline (pretraining/views.py) the method trains on
     defaults: ClassVar[dict[str, Any]] = {}
     unused_parameters: ClassVar[bool] = False  # DDP must look for parameters without gradient
     needs_volumes: ClassVar[bool] = False  # samples must carry their volume and slice position
+    select: str = "last"  # the recipe's output checkpoint ("best-validation" for DiRA, MAGICAL), set by pretrain
+    early_stop: int | None = None  # the recipe's early-stopping patience in epochs (MAGICAL 30), set by pretrain
 
     def __init__(self, settings: MethodSettings):
         super().__init__()
+        self.view_recipe = settings.views or type(self).view_recipe
+        self.epoch = 0.0  # epochs done, set by the loop before each step (prototype freezing, queue start)
         unknown = sorted(set(settings.options) - set(self.defaults))
         if unknown:
             raise UnknownMethodError(f"{self.name} has no option(s) {unknown}; options: {sorted(self.defaults)}")
@@ -90,11 +87,18 @@ class Method(nn.Module):
         """The modules worth ``torch.compile`` (the convolutional networks, not queues or EMA code)."""
         return [self.encoder()]
 
-    def optimizers(self, lr: float | None, weight_decay: float | None) -> list[OptimizerSpec]:
-        """Default: one optimiser of the method's kind over every trainable parameter."""
-        params = [p for p in self.parameters() if p.requires_grad]
-        wd = self.weight_decay if weight_decay is None else weight_decay
-        return [OptimizerSpec(params, self.optimizer, lr or self.lr, wd)]
+    def optimizers(self, recipe: Recipe, batch_size: int) -> list[OptimizerSpec]:
+        """Default: the recipe's optimiser over every trainable parameter, biases and norms split as it says."""
+        return [recipe_spec(split_groups(list(self.named_parameters()), recipe), recipe, batch_size)]
+
+    def validation_loss(self, batch: dict[str, torch.Tensor], progress: float) -> torch.Tensor:
+        """The loss that picks the best checkpoint (call under ``torch.no_grad()``): the training loss by default."""
+        return self.forward(batch, progress)[0]
+
+    def batch_sampler(self, samples: list, per_rank: int, *, seed: int, epoch: int, skip: int = 0, rank: int = 0,
+                      world: int = 1) -> Sampler:
+        """The batches of ``(index, seed)`` keys of one epoch: a seeded shuffle by default."""
+        return ResumableBatches(len(samples), per_rank, seed=seed, epoch=epoch, skip=skip, rank=rank, world=world)
 
     @torch.no_grad()
     def after_step(self, progress: float) -> None:
@@ -123,6 +127,17 @@ class UNetMethod(Method):
 
     def fast_parts(self) -> list[nn.Module]:
         return [self.net]
+
+
+def require_choice(method: str, option: str, value: Any, choices: tuple) -> None:
+    """Raise a one-line error when a method option is not one of ``choices``.
+
+    Raises:
+        PresetError: For a value outside ``choices``.
+    """
+    if value not in choices:
+        raise PresetError(f"{method}: option {option}={value!r} is not one of {list(choices)}: "
+                          f"pass -o {option}={choices[0]}")
 
 
 def method_class(name: str) -> type[Method]:

@@ -1,15 +1,13 @@
 """The joint-embedding classics: MoCo-v2, SimCLR, BYOL, SwAV and Barlow Twins.
 
-Each is a backbone, its head(s) and one loss from ``losses``. Defaults follow the reference repositories,
-except that every method uses plain SGD (LARS/LAMB are large-batch tools; say ``--lr`` for your batch) and
-SwAV runs without its feature queue and prototype freezing (they matter for small batches over many epochs).
-Under DDP, MoCo shuffles BN across processes and gathers keys into its queue; SimCLR and Barlow Twins
+Each is a backbone, its head(s) and one loss from ``losses``; the optimiser, schedule and run length are
+the recipe's (``presets.toml``). SwAV keeps its feature queue (from ``queue_start_epoch``, cut to a multiple
+of the global batch as in the reference) and freezes its prototypes for ``freeze_prototypes_epochs``. Under DDP, MoCo shuffles BN across processes and gathers keys into its queue; SimCLR and Barlow Twins
 gather embeddings with gradient, and SwAV's Sinkhorn sums over processes.
 """
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +15,7 @@ from torch import nn
 
 from . import augment, losses
 from .base import Method, MethodSettings
+from .optim import ema_momentum
 from .parts import (
     KeyQueue,
     Normalise,
@@ -60,7 +59,7 @@ class MoCoV2(_Backboned):
 
     name = "moco-v2"
     paper = "Improved Baselines with Momentum Contrastive Learning (arXiv:2003.04297)"
-    lr = 0.03
+    view_recipe = "moco-v2"
     defaults = {"dim": 128, "queue": 65536, "momentum": 0.999, "tau": 0.2}
 
     def __init__(self, settings: MethodSettings):
@@ -95,8 +94,7 @@ class SimCLR(_Backboned):
 
     name = "simclr"
     paper = "A Simple Framework for Contrastive Learning of Visual Representations (arXiv:2002.05709)"
-    lr = 0.3
-    weight_decay = 1e-6
+    view_recipe = "simclr"
     defaults = {"dim": 128, "tau": 0.1}
 
     def __init__(self, settings: MethodSettings):
@@ -114,8 +112,7 @@ class BYOL(_Backboned):
 
     name = "byol"
     paper = "Bootstrap Your Own Latent (arXiv:2006.07733)"
-    lr = 0.2
-    weight_decay = 1.5e-6
+    view_recipe = "byol"
     defaults = {"hidden": 4096, "dim": 256, "momentum": 0.996}
 
     def __init__(self, settings: MethodSettings):
@@ -135,7 +132,7 @@ class BYOL(_Backboned):
 
     def target_momentum(self, progress: float) -> float:
         """τ = 1 − (1 − τ_base)(cos(π·progress) + 1)/2."""
-        return 1 - (1 - self.opts["momentum"]) * (math.cos(math.pi * progress) + 1) / 2
+        return ema_momentum(self.opts["momentum"], progress)
 
     def momentum_pairs(self):
         return [(self.target_backbone, self.backbone), (self.target_projector, self.projector)]
@@ -151,15 +148,25 @@ class SwAV(_Backboned):
 
     name = "swav"
     paper = "Unsupervised Learning of Visual Features by Contrasting Cluster Assignments (arXiv:2006.09882)"
-    lr = 0.6
-    weight_decay = 1e-6
+    view_recipe = "swav"
+    unused_parameters = True  # the prototypes get no gradient while frozen
     defaults = {"dim": 128, "prototypes": 3000, "tau": 0.1, "epsilon": 0.05, "sinkhorn_iterations": 3,
-                "small_crops": 6}
+                "small_crops": 6, "queue": 0, "queue_start_epoch": 15, "freeze_prototypes_epochs": 1}
 
     def __init__(self, settings: MethodSettings):
         super().__init__(settings)
         self.head = mlp([self.width, 2048, self.opts["dim"]], batch_norm=True)
         self.prototypes = nn.Linear(self.opts["dim"], self.opts["prototypes"], bias=False)
+        # Embeddings of the two large crops of earlier batches, this process's share (zeros until filled);
+        # the checkpoint keeps the main process's, which every process takes back on --resume.
+        self.register_buffer("queue", torch.zeros(2, self.queue_length(settings.batch_size), self.opts["dim"]))
+
+    def queue_length(self, batch_size: int) -> int:
+        """The queue cut to a multiple of the global batch (0 when the batch is larger), per process."""
+        length = self.opts["queue"]
+        if batch_size:
+            length -= length % batch_size
+        return length // world_size()
 
     def views(self, image, meta):
         size = self.settings.image_size
@@ -172,13 +179,37 @@ class SwAV(_Backboned):
         with torch.no_grad():
             self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
         names = ["view0", "view1", *(f"small{i}" for i in range(self.opts["small_crops"]))]
-        crops = [batch[k] for k in names]  # the two large crops first: their codes are the targets
-        scores = [self.prototypes(F.normalize(self.embed(c), dim=1)) for c in crops]
+        frozen = self.epoch < self.opts["freeze_prototypes_epochs"]
+        weight = self.prototypes.weight.detach() if frozen else self.prototypes.weight
+        embeddings = [F.normalize(self.embed(batch[k]), dim=1) for k in names]  # the large crops first
+        scores = [F.linear(z, weight) for z in embeddings]
         world_sum = all_reduce_sum if world_size() > 1 else None
-        codes = [losses.sinkhorn(s.detach(), self.opts["epsilon"], self.opts["sinkhorn_iterations"], world_sum)
-                 for s in scores[:2]]
+        codes = [losses.sinkhorn(self.with_queue(i, scores[i].detach(), embeddings[i].detach()),
+                                 self.opts["epsilon"], self.opts["sinkhorn_iterations"], world_sum)[-len(scores[i]):]
+                 for i in range(2)]
         loss = losses.swav_loss(scores, codes, self.opts["tau"])
         return loss, {"swapped": loss.detach()}
+
+    @torch.no_grad()
+    def with_queue(self, crop: int, scores: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+        """The scores of ``crop`` after those of the queued embeddings once the queue is full; then queue it."""
+        queue = self.queue[crop]
+        if not len(queue) or self.epoch < self.opts["queue_start_epoch"]:
+            return scores
+        if torch.all(queue[-1] == 0):  # not full yet: the reference waits for it
+            if self.training:
+                self._push(queue, embedding)
+            return scores
+        out = torch.cat([queue @ self.prototypes.weight.T.to(queue.dtype), scores.float()])
+        if self.training:
+            self._push(queue, embedding)
+        return out
+
+    @staticmethod
+    def _push(queue: torch.Tensor, embedding: torch.Tensor) -> None:
+        n = min(len(embedding), len(queue))
+        queue[n:] = queue[:-n].clone()
+        queue[:n] = embedding[:n].to(queue.dtype)
 
 
 class BarlowTwins(_Backboned):
@@ -186,8 +217,7 @@ class BarlowTwins(_Backboned):
 
     name = "barlow-twins"
     paper = "Barlow Twins: Self-Supervised Learning via Redundancy Reduction (arXiv:2103.03230)"
-    lr = 0.2
-    weight_decay = 1e-6
+    view_recipe = "barlow-twins"
     defaults = {"hidden": 8192, "lambd": 0.0051}
 
     def __init__(self, settings: MethodSettings):

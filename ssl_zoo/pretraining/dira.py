@@ -1,15 +1,16 @@
 """DiRA (CVPR'22): discriminative (MoCo-v2) + restorative (U-Net) + adversarial (PatchGAN), weights 1 / 10 / 0.001.
 
-The reference trains in two runs (``dir`` without the adversary, then ``dira``); here one run switches the
-adversary on at ``adversarial_from`` (a fraction of training; 0.75 matches 1200 + 400 epochs). What differs
-from the reference, on purpose:
+Two runs, as in the reference: ``mode = "dir"`` (discriminative + restorative; presets ``paper`` /
+``dira-dir``), then ``mode = "dira"`` (+ adversarial, preset ``dira-dira``, batch 16) started from the dir run
+with ``--init RUN_DIR`` (its whole state: U-Net, heads, key encoder, queue). Inputs are not normalised (the
+reference feeds [0, 1] crops). What differs from the reference, on purpose:
 
 - the restoration target is the grey crop *after* the flip, so input and target share their geometry
   (the reference regresses the mirror image half of the time);
 - the key encoder is a momentum copy of the encoder and head only (the reference also copies the decoder,
   whose key output it never uses);
 - the generator's adversarial term is computed through the discriminator's weights detached, so one
-  backward pass serves both players; the discriminator has its own Adam (lr 2e-4, betas 0.5/0.999).
+  backward pass serves both players; the discriminator has its own Adam (lr 2e-4, betas 0.5/0.999, constant).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import torch.nn.functional as F
 from torch.func import functional_call
 from torchvision.transforms import v2
 
-from . import augment, losses
-from .base import MethodSettings, OptimizerSpec, UNetMethod
+from . import augment, losses, medical_augment
+from .base import MethodSettings, UNetMethod, require_choice
+from .optim import OptimizerSpec, ParamGroup, recipe_spec, split_groups
 from .parts import (
     KeyQueue,
     Normalise,
@@ -38,13 +40,13 @@ from .parts import (
 class DiRA(UNetMethod):
     name = "dira"
     paper = "DiRA: Discriminative, Restorative, and Adversarial Learning (arXiv:2204.10437)"
-    lr = 0.03
-    unused_parameters = True  # the discriminator has no gradient before the adversarial stage
+    unused_parameters = True  # the discriminator has no gradient in the dir stage
     defaults = {"dim": 128, "queue": 65536, "momentum": 0.999, "tau": 0.2, "contrastive_weight": 1.0,
-                "mse_weight": 10.0, "adv_weight": 0.001, "adversarial_from": 0.75, "disc_lr": 2e-4}
+                "mse_weight": 10.0, "adv_weight": 0.001, "mode": "dir", "disc_lr": 2e-4}
 
     def __init__(self, settings: MethodSettings):
         super().__init__(settings)
+        require_choice(self.name, "mode", self.opts["mode"], ("dir", "dira"))
         self.net = unet(settings.arch, out_channels=1)
         width = self.net.encoder.out_channels[-1]
         self.head = mlp([width, width, self.opts["dim"]])
@@ -61,8 +63,8 @@ class DiRA(UNetMethod):
         geometry = v2.Compose([augment.crop(size, (0.2, 1.0)), v2.RandomHorizontalFlip()])
         colour = augment.colour(grey=0.0, size=size)
         crop_q, crop_k = geometry(image), geometry(image)
-        return {"query": augment.dira_distortion(colour(crop_q)), "key": augment.dira_distortion(colour(crop_k)),
-                "target": augment.grey(crop_q)}
+        return {"query": medical_augment.dira_distortion(colour(crop_q)),
+                "key": medical_augment.dira_distortion(colour(crop_k)), "target": medical_augment.grey(crop_q)}
 
     def forward(self, batch, progress):
         features, logits = unet_forward(self.net, self.normalise(batch["query"]))
@@ -75,7 +77,7 @@ class DiRA(UNetMethod):
         parts = {"infonce": losses.info_nce(q, k, self.queue.negatives(), o["tau"]),
                  "restore": F.mse_loss(restored.float(), batch["target"].float())}
         loss = o["contrastive_weight"] * parts["infonce"] + o["mse_weight"] * parts["restore"]
-        if progress >= o["adversarial_from"]:
+        if o["mode"] == "dira":
             parts.update(self._adversarial(restored, batch["target"]))
             loss = loss + o["adv_weight"] * parts["adversarial"] + parts["discriminator"]
         return loss, {k: v.detach() for k, v in parts.items()}
@@ -86,12 +88,13 @@ class DiRA(UNetMethod):
         real, fake = self.discriminator(target), self.discriminator(restored.detach())
         return {"adversarial": losses.lsgan_generator(fooled), "discriminator": losses.lsgan_discriminator(real, fake)}
 
-    def optimizers(self, lr, weight_decay):
+    def optimizers(self, recipe, batch_size):
+        """The recipe's optimiser for the generator; the discriminator's own Adam (lr 2e-4, betas 0.5/0.999)."""
         disc = set(map(id, self.discriminator.parameters()))
-        generator = [p for p in self.parameters() if p.requires_grad and id(p) not in disc]
-        wd = self.weight_decay if weight_decay is None else weight_decay
-        return [OptimizerSpec(generator, "sgd", lr or self.lr, wd),
-                OptimizerSpec(list(self.discriminator.parameters()), "adam", self.opts["disc_lr"], 0.0, (0.5, 0.999))]
+        generator = [(n, p) for n, p in self.named_parameters() if id(p) not in disc]
+        return [recipe_spec(split_groups(generator, recipe), recipe, batch_size),
+                OptimizerSpec([ParamGroup(list(self.discriminator.parameters()))], "adam", self.opts["disc_lr"],
+                              betas=(0.5, 0.999), scheduled=False)]
 
     def momentum_pairs(self):
         return [(self.key_encoder, self.net.encoder), (self.key_head, self.head)]

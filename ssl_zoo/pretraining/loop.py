@@ -1,7 +1,7 @@
 """The one training loop of every pre-training method.
 
 bf16 autocast and channels_last on CUDA (``runtime.Speed``), optional ``torch.compile`` of the method's
-networks, gradient clipping, a per-step cosine schedule with linear warm-up, atomic resumable checkpoints,
+networks, the recipe's optimisers, schedule and clipping (``optim.py``), atomic resumable checkpoints,
 a typed stop on a non-finite loss, a tqdm bar with loss and images/s, single process or torchrun DDP.
 The loss is read back from the device only every ``log_every`` steps, so the GPU is not stalled each step.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,28 +18,28 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..errors import NonFiniteLossError
+from ..errors import NonFiniteLossError, ResumeError
 from ..progress import bar
 from ..runtime import Distributed, Speed
 from . import checkpoint
-from .base import Method, OptimizerSpec
-from .data import ResumableBatches, ViewDataset, batches_per_epoch
+from .base import Method
+from .data import ViewDataset
+from .optim import Schedule, make_optimizer
+from .recipes import Recipe
 
 
-# Settings a resumed run must share with the checkpoint: they decide the data order and the schedule.
-RESUME_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "clip", "seed")
+EXTEND_RULE = ("a resumed run with more epochs recomputes the schedule for the new length (warm-up unchanged): "
+               "it continues as if planned that long from the start, so the learning rate at the resumed step "
+               "rises to that plan's value")
 
 
 @dataclass(frozen=True)
 class LoopSettings:
-    """How long and how a method trains; ``lr``/``weight_decay`` None take the method's defaults."""
+    """How long and how a method trains: ``epochs``/``batch_size`` as run, everything else from ``recipe``."""
 
     epochs: int
     batch_size: int
-    lr: float | None = None
-    weight_decay: float | None = None
-    warmup_epochs: float = 0.0
-    clip: float | None = 3.0
+    recipe: Recipe = Recipe()
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 10
@@ -65,20 +65,6 @@ class TrainResult:
         return self.images / self.seconds if self.seconds else 0.0
 
 
-def lr_factor(step: int, total: int, warmup: int) -> float:
-    """Linear warm-up over ``warmup`` steps, then a half cosine from 1 to 0 at ``total``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-
-def make_optimizer(spec: OptimizerSpec) -> torch.optim.Optimizer:
-    if spec.kind == "sgd":
-        return torch.optim.SGD(spec.params, lr=spec.lr, momentum=0.9, weight_decay=spec.weight_decay)
-    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
-    return kinds[spec.kind](spec.params, lr=spec.lr, betas=spec.betas, weight_decay=spec.weight_decay)
-
-
 def train(method: Method, dataset: ViewDataset, run_dir: Path, settings: LoopSettings, speed: Speed,
           dist: Distributed = Distributed(), *, resume: bool = False,
           signature: dict[str, Any] | None = None) -> TrainResult:
@@ -91,7 +77,8 @@ def train(method: Method, dataset: ViewDataset, run_dir: Path, settings: LoopSet
         settings: Epochs, batch size (global, over all processes), schedule, clipping.
         speed: Device, precision, memory format, compile, workers.
         dist: This process's place in a torchrun job.
-        resume: Continue from ``run_dir/checkpoint.pt``.
+        resume: Continue from ``run_dir/checkpoint.pt``; a larger ``settings.epochs`` extends the run
+            (``EXTEND_RULE``).
         signature: Settings a resumed checkpoint must share with this run.
 
     Returns:
@@ -102,16 +89,33 @@ def train(method: Method, dataset: ViewDataset, run_dir: Path, settings: LoopSet
         ResumeError: When ``resume`` finds no matching checkpoint.
     """
     per_rank = settings.batch_size // dist.world_size
-    steps_per_epoch = batches_per_epoch(len(dataset), per_rank * dist.world_size)
+    steps_per_epoch = len(method.batch_sampler(dataset.samples, per_rank, seed=settings.seed, epoch=0,
+                                               world=dist.world_size))
     total = steps_per_epoch * settings.epochs
-    warmup = round(settings.warmup_epochs * steps_per_epoch)
-    signature = {**(signature or {}), **{k: getattr(settings, k) for k in RESUME_KEYS}, "world_size": dist.world_size}
+    signature = {**(signature or {}), "batch_size": settings.batch_size, "seed": settings.seed,
+                 "recipe": _schedule_signature(settings.recipe), "world_size": dist.world_size}
     model, optimizers = _prepare(method, settings, speed, dist)
     state = _Resumed(losses=[], step=0)
     if resume:
-        state = _restore(method, optimizers, checkpoint.load(run_dir, signature))
-    run = _Run(method, model, optimizers, speed, dist, settings, run_dir, signature, total, warmup)
-    return run.loop(dataset, state, steps_per_epoch, per_rank)
+        state = _restore(method, optimizers, _load_extendable(run_dir, signature, total))
+    schedule = Schedule.of(settings.recipe, settings.epochs, steps_per_epoch)
+    run = _Run(method, model, optimizers, speed, dist, settings, run_dir, {**signature, "total": total},
+               total, schedule, steps_per_epoch)
+    return run.loop(dataset, state, per_rank)
+
+
+def _schedule_signature(recipe: Recipe) -> dict[str, Any]:
+    """The recipe without its run length: what a resumed (or extended) run must keep."""
+    return {k: v for k, v in asdict(recipe).items() if k != "epochs"}
+
+
+def _load_extendable(run_dir: Path, signature: dict[str, Any], total: int) -> dict[str, Any]:
+    """The checkpoint for ``signature``; a run may be extended (more steps), never shortened below its step."""
+    state = checkpoint.load(run_dir, signature)
+    if int(state["step"]) > total:
+        raise ResumeError(f"{run_dir / checkpoint.CHECKPOINT} is at step {state['step']}, past the {total} steps "
+                          "of --epochs: pass at least the epochs it was run with")
+    return state
 
 
 @dataclass
@@ -125,10 +129,7 @@ def _prepare(method: Method, settings: LoopSettings, speed: Speed, dist: Distrib
     if speed.compile:
         for part in method.fast_parts():
             part.compile()  # in place: state-dict keys stay those of the model folder
-    optimizers = [make_optimizer(s) for s in method.optimizers(settings.lr, settings.weight_decay)]
-    for opt in optimizers:
-        for group in opt.param_groups:
-            group["base_lr"] = group["lr"]
+    optimizers = [make_optimizer(s) for s in method.optimizers(settings.recipe, settings.batch_size)]
     model: nn.Module = method
     if dist.enabled:
         from torch.nn.parallel import DistributedDataParallel
@@ -157,17 +158,18 @@ class _Run:
     run_dir: Path
     signature: dict[str, Any]
     total: int
-    warmup: int
+    schedule: Schedule
+    steps_per_epoch: int
 
-    def loop(self, dataset: ViewDataset, state: _Resumed, steps_per_epoch: int, per_rank: int) -> TrainResult:
+    def loop(self, dataset: ViewDataset, state: _Resumed, per_rank: int) -> TrainResult:
         result = TrainResult(losses=state.losses, steps=state.step)
         pending: list[torch.Tensor] = []
         bar = self._bar(state.step)
         start, step = time.perf_counter(), state.step
         while step < self.total:
-            epoch, skip = divmod(step, steps_per_epoch)
-            batches = ResumableBatches(len(dataset), per_rank, seed=self.settings.seed, epoch=epoch, skip=skip,
-                                       rank=self.dist.rank, world=self.dist.world_size)
+            epoch, skip = divmod(step, self.steps_per_epoch)
+            batches = self.method.batch_sampler(dataset.samples, per_rank, seed=self.settings.seed, epoch=epoch,
+                                                skip=skip, rank=self.dist.rank, world=self.dist.world_size)
             # Its own generator: creating a loader must not draw from the global RNG the methods use.
             loader = DataLoader(dataset, batch_sampler=batches, generator=torch.Generator(),
                                 **self.speed.loader_kwargs())
@@ -186,19 +188,17 @@ class _Run:
         return result
 
     def step(self, batch: dict[str, torch.Tensor], step: int) -> torch.Tensor:
-        factor = lr_factor(step, self.total, self.warmup)
-        for opt in self.optimizers:
-            for group in opt.param_groups:
-                group["lr"] = group["base_lr"] * factor
+        self.schedule.apply(self.optimizers, step)
+        self.method.epoch = step / self.steps_per_epoch
         batch = {k: self.speed.batch(v) for k, v in batch.items()}
         with self.speed.autocast():
             loss, _parts = self.model(batch, step / max(1, self.total))
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=True)
         loss.backward()
-        if self.settings.clip:
+        if self.settings.recipe.clip:  # only where the paper clips (SparK)
             params = [p for opt in self.optimizers for g in opt.param_groups for p in g["params"]]
-            nn.utils.clip_grad_norm_(params, self.settings.clip, foreach=True)
+            nn.utils.clip_grad_norm_(params, self.settings.recipe.clip, foreach=True)
         for opt in self.optimizers:
             opt.step()
         self.method.after_step((step + 1) / max(1, self.total))
@@ -213,7 +213,7 @@ class _Run:
         for i, value in enumerate(values):
             if not math.isfinite(value):
                 raise NonFiniteLossError(
-                    f"the loss became {value} at step {first + i + 1}: lower --lr or --clip, or check the data "
+                    f"the loss became {value} at step {first + i + 1}: lower --lr or set --clip, or check the data "
                     f"for constant images; {self.run_dir / checkpoint.CHECKPOINT} is from before it (--resume)")
         result.losses.extend(values)
         bar.set_postfix(loss=f"{values[-1]:.4f}", img_s=f"{result.images / max(seconds, 1e-9):.1f}")

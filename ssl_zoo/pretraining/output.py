@@ -23,16 +23,15 @@ from ..modelfolder.config import folder_config
 from ..modelfolder.files import write_folder
 from ..registry import Preprocessing
 
-CURVE = "loss_curve.png"
-
 
 @dataclass(frozen=True)
 class TrainingRecord:
     """What the card and ``config.json`` say about the run.
 
     Attributes:
-        settings: The recipe's effective settings (optimiser, schedule, views, ...), stored as given under
-            ``config.json``'s ``ssl_zoo.training.settings`` and listed on the card.
+        settings: The recipe record (``recipes.Resolved.record()``: preset, effective settings, options,
+            sources, deviations), stored as given under ``config.json``'s ``ssl_zoo.training.settings`` and
+            listed on the card.
     """
 
     method: str
@@ -80,13 +79,28 @@ def _training(record: TrainingRecord) -> dict[str, Any]:
             "settings": dict(record.settings)}
 
 
+def recipe_section(recipe: dict[str, Any]) -> str:
+    """The card's "Recipe" section: preset, every effective setting, the sources and each deviation."""
+    if not recipe:
+        return ""
+    shown = {**recipe["settings"], "peak_lr": recipe["peak_lr"]}
+    shown["views"] = shown.get("views") or "the method's own"
+    settings = ", ".join(f"{k} `{v}`" for k, v in shown.items())
+    options = ", ".join(f"{k} `{v}`" for k, v in recipe["options"].items()) or "none"
+    lines = [f"## Recipe (preset `{recipe['preset']}`)", "", f"- **Settings:** {settings}",
+             f"- **Method options:** {options}", "- **Sources:**", *(f"  - {s}" for s in recipe["sources"]),
+             "- **Deviations from the paper:**", *(f"  - {d}" for d in recipe["deviations"] or ["none"])]
+    if "resume_rule" in recipe:
+        lines.append(f"- **Extended runs:** {recipe['resume_rule']}")
+    return "\n".join(lines) + "\n"
+
+
 def card(spec: ArchSpec, record: TrainingRecord, weights_sha256: str, what: str) -> str:
     """The README.md: a Hub model card that records the training run and how to load the result."""
     tag = record.method.replace(" ", "-").lower()
     header = yaml_header({"license": "other", "license_name": "set-by-the-data-owner", "library_name": "timm",
                           "pipeline_tag": "image-feature-extraction",
                           "tags": ["image-feature-extraction", "timm", "ssl_zoo", tag]})
-    settings = "".join(f"\n  - {key}: {value}" for key, value in record.settings.items())
     return f"""{header}
 # {record.method} {spec.name}, pre-trained with ssl_zoo
 
@@ -98,11 +112,9 @@ def card(spec: ArchSpec, record: TrainingRecord, weights_sha256: str, what: str)
 - **Initialised from:** {record.init}
 - **Final loss:** {record.final_loss:.6g} (mean of the last steps)
 - **Input:** {record.preprocessing().describe()}
-- **Recipe settings:** {settings or "the method's defaults"}
 - **Weights sha256 (model.safetensors):** `{weights_sha256}`
 
-![loss curve]({CURVE})
-
+{recipe_section(record.settings)}
 ## How to load
 ```python
 import ssl_zoo
@@ -115,30 +127,29 @@ The licence of these weights is the licence of the training data: set it before 
 
 
 def write_model_folder(dest: Path, tensors: dict[str, torch.Tensor], spec: ArchSpec, record: TrainingRecord,
-                       parts: list[str], what: str, curve: Path | None) -> Path:
-    """Write one folder atomically with ``write_folder``, the loss curve beside its card."""
+                       parts: list[str], what: str) -> Path:
+    """Write one folder atomically with ``write_folder`` (pictures are added afterwards, see ``pictures.py``)."""
     metadata = {"format": "pt", "name": f"{record.method}-pretrained", "arch": spec.name,
                 "method": record.method, "ssl_zoo_version": __version__}
 
     def texts(sha: str) -> tuple[dict, str]:
         return config(spec, record, sha, parts), card(spec, record, sha, what)
 
-    extra = {CURVE: curve} if curve is not None and curve.is_file() else {}
-    return write_folder(dest, tensors, metadata, texts, extra_files=extra)
+    return write_folder(dest, tensors, metadata, texts)
 
 
-def write_outputs(method: nn.Module, run_dir: Path, record: TrainingRecord, curve: Path | None) -> dict[str, Path]:
+def write_outputs(method: nn.Module, run_dir: Path, record: TrainingRecord) -> dict[str, Path]:
     """``RUN_DIR/model`` (backbone) and, for U-Net methods, ``RUN_DIR/unet`` (encoder + decoder + head)."""
     arch = method.settings.arch
     spec = get_arch(arch)
     tensors = backbone_tensors(method.encoder(), arch, record.method)
     written = {"model": write_model_folder(run_dir / "model", tensors, spec, record, ["backbone"],
-                                           "The backbone (no classifier): pooled features.", curve)}
+                                           "The backbone (no classifier): pooled features.")}
     unet = method.unet()
     if unet is not None:
         full = unshare({k: normalize_tensor(k, v.cpu()) for k, v in unet.state_dict().items()})
         written["unet"] = write_model_folder(  # the U-Net folder format of ssl_zoo/architectures/unet.py
             run_dir / "unet", full, spec, record, ["encoder", "decoder", "segmentation_head"],
             "The whole U-Net with segmentation_models_pytorch key names (encoder.*, decoder.*, "
-            "segmentation_head.*); load it into smp.Unet(...) strictly.", curve)
+            "segmentation_head.*); load it into smp.Unet(...) strictly.")
     return written

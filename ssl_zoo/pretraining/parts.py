@@ -15,11 +15,11 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def backbone(arch: str) -> nn.Module:
+def backbone(arch: str, drop_path_rate: float = 0.0) -> nn.Module:
     """A randomly initialised, head-less timm backbone: forward gives pooled features (N, num_features)."""
     import timm
 
-    return timm.create_model(arch, pretrained=False, num_classes=0)
+    return timm.create_model(arch, pretrained=False, num_classes=0, drop_path_rate=drop_path_rate)
 
 
 def unet(arch: str, out_channels: int) -> nn.Module:

@@ -7,14 +7,16 @@ from typing import Any
 
 import torch
 
-from ..store import cache
-from ..errors import ModelFolderError
+from ..errors import ModelFolderError, ResumeError, RunExistsError, TrainingDataError
 from ..runtime import Speed, distributed_session
+from ..store import cache
 from .base import Method, MethodSettings, build_method
-from .data import TrainingDataError, ViewDataset, scan
-from .loop import LoopSettings, TrainResult, train
-from .output import CURVE, TrainingRecord, write_outputs
-from ..extras import extra_imports
+from .checkpoint import CHECKPOINT
+from .data import ViewDataset, scan
+from .loop import EXTEND_RULE, LoopSettings, train
+from .output import TrainingRecord, write_outputs
+from .pictures import add_loss_curve
+from .recipes import Resolved, resolve
 
 
 def pretrain(
@@ -22,71 +24,120 @@ def pretrain(
     data: str | Path,
     out: str | Path,
     *,
-    epochs: int = 100,
-    batch_size: int = 256,
+    preset: str | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
     arch: str = "resnet50",
-    image_size: int = 224,
+    image_size: int | None = None,
     init: str | Path | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     compile: bool = False,
     device: str | None = None,
     workers: int | None = None,
     lr: float | None = None,
     weight_decay: float | None = None,
-    warmup_epochs: float = 0.0,
-    clip: float | None = 3.0,
+    warmup_epochs: float | None = None,
+    clip: float | None = None,
     seed: int = 0,
     checkpoint_every: int = 500,
     options: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> dict[str, Path]:
-    """Pre-train ``method`` on the images under ``data``; write model folders under ``out``.
+    """Pre-train ``method`` on the images under ``data`` with its paper's recipe; write model folders under ``out``.
 
     Runs in one process or, launched by ``torchrun``, on every process of the job (``batch_size`` is global).
+    Every setting left None takes the recipe's value (``presets.toml``); the card lists the effective
+    settings and each deviation from the paper.
 
     Args:
         method: "moco-v2", "simclr", "byol", "swav", "barlow-twins", "dira", "magical", "chaitanya-global",
             "chaitanya-local" or "spark".
         data: A folder of images / ``.npy`` / ``.npz`` / NIfTI files, or one such file.
         out: The run folder: ``checkpoint.pt``, ``loss_curve.png``, ``model/`` (and ``unet/``).
-        init: Start the backbone from a registry name (``"moco-v2"``) or a model folder; default random.
-        resume: Continue the run in ``out`` from its checkpoint (same settings).
+        preset: A named recipe ("wolf-lidc", "magical-cxr", "magical-medmnist", "dira-dir", "dira-dira");
+            None is the paper's.
+        epochs, batch_size, image_size, lr, weight_decay, warmup_epochs, clip: Override the recipe
+            (``lr`` is the peak at the recipe's reference batch; ``clip`` 0 turns clipping off).
+        init: Start from a registry name or a model folder (the backbone), or from an earlier run folder of the
+            same method (its whole state, e.g. DiRA's dir run for ``--preset dira-dira``).
+        resume: Continue the run in ``out`` from its checkpoint; with more ``epochs`` it is extended
+            (``loop.EXTEND_RULE``).
+        overwrite: Replace a run already in ``out`` (refused otherwise).
         compile: ``torch.compile`` the method's networks.
-        options: Method options (``tau``, ``queue``, ``mask_ratio`` ...), see each method's ``defaults``.
+        options: Method options (``tau``, ``queue``, ``mask_ratio`` ...) over the recipe's.
         progress: Show a progress bar (also off with ``SSL_ZOO_QUIET=1``).
 
     Returns:
         ``{"model": folder, ["unet": folder]}`` (on the main process; empty on the others).
 
     Raises:
-        UnknownMethodError, TrainingDataError, NonFiniteLossError, ResumeError, ModelFolderError.
+        UnknownMethodError, UnknownPresetError, PresetError, TrainingDataError, NonFiniteLossError, ResumeError,
+        RunExistsError, ModelFolderError.
 
     Example:
-        >>> pretrain("moco-v2", "scans/", "runs/moco", epochs=200, batch_size=256)["model"]
+        >>> pretrain("moco-v2", "scans/", "runs/moco", preset="wolf-lidc", epochs=200)["model"]
         PosixPath('runs/moco/model')
     """
-    run_dir = Path(out)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    resolved = resolve(method, preset, epochs=epochs, batch_size=batch_size, image_size=image_size, lr=lr,
+                       weight_decay=weight_decay, warmup_epochs=warmup_epochs, clip=clip)
+    recipe = resolved.recipe
+    if recipe.init_required and init is None and not resume:
+        raise ResumeError(f"preset {resolved.preset} starts from an earlier run: pass --init RUN_DIR")
+    run_dir = prepare_run_dir(Path(out), resume=resume, overwrite=overwrite)
     speed = Speed.fast(device, compile=compile, workers=workers)
-    loop_settings = LoopSettings(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                                 warmup_epochs=warmup_epochs, clip=clip, seed=seed,
+    loop_settings = LoopSettings(epochs=recipe.epochs, batch_size=recipe.batch_size, recipe=recipe, seed=seed,
                                  checkpoint_every=checkpoint_every,
                                  progress=progress and not cache.env_flag(cache.QUIET_ENV))
-    with speed.numerics(), distributed_session(speed.device) as dist:
+    merged = {**resolved.options, **(options or {})}
+    settings = MethodSettings(arch=arch, image_size=recipe.image_size, mean=tuple(recipe.mean),
+                              std=tuple(recipe.std), views=recipe.views, batch_size=recipe.batch_size, options=merged)
+    with distributed_session(speed.device) as dist:
         torch.manual_seed(seed)  # every process builds the same networks
-        model = build_method(method, MethodSettings(arch=arch, image_size=image_size, options=dict(options or {})))
+        model = build_method(method, settings)
+        model.select, model.early_stop = recipe.select, recipe.early_stop  # the paper's, read by the monitor
         if init is not None and not resume:
             initialise(model, init, progress=progress)
-        dataset = ViewDataset(training_samples(model, Path(data)), model.views, image_size)
-        signature = {"method": method, "arch": arch, "image_size": image_size, "options": dict(options or {})}
+        dataset = ViewDataset(training_samples(model, Path(data)), model.views, recipe.image_size)
+        signature = {"method": method, "arch": arch, "image_size": recipe.image_size, "options": merged}
         result = train(model, dataset, run_dir, loop_settings, speed, dist, resume=resume, signature=signature)
         if not dist.is_main:
             return {}
-        curve = plot_losses(result, run_dir / CURVE, method)
-        record = TrainingRecord(method, model.paper, str(data), epochs, batch_size, result.steps,
-                                result.final_loss, str(init or "random"), image_size, model.settings.mean,
-                                model.settings.std)
-        return write_outputs(model.cpu(), run_dir, record, curve)
+        record = TrainingRecord(method, model.paper, str(data), recipe.epochs, recipe.batch_size, result.steps,
+                                result.final_loss, str(init or "random"), recipe.image_size, model.settings.mean,
+                                model.settings.std, run_record(resolved, model, options or {}, resume))
+        written = write_outputs(model.cpu(), run_dir, record)
+        add_loss_curve(result.losses, run_dir, method, list(written.values()))
+        return written
+
+
+def run_record(resolved: Resolved, method: Method, given: dict[str, Any], resumed: bool) -> dict[str, Any]:
+    """The recipe record of the card: the options as run, the user's options among the deviations, and the
+    extension rule when the run was resumed."""
+    record = resolved.record()
+    record["options"] = dict(method.opts)
+    paper = {**method.defaults, **resolve(method.name).options}
+    record["deviations"] += [f"option {k}={v!r} (set by the user; paper recipe: {paper.get(k)!r})"
+                             for k, v in given.items() if v != paper.get(k)]
+    if resumed:
+        record["resume_rule"] = EXTEND_RULE
+    return record
+
+
+def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> Path:
+    """Create ``run_dir``; refuse one that holds a run unless resuming or overwriting (then drop its checkpoint).
+
+    Raises:
+        RunExistsError: When ``run_dir`` holds a run and neither ``resume`` nor ``overwrite`` is set.
+    """
+    held = [name for name in (CHECKPOINT, "model", "unet") if (run_dir / name).exists()]
+    if held and not (resume or overwrite):
+        raise RunExistsError(f"{run_dir} already holds a run ({', '.join(held)}): pass --resume to continue it, "
+                             "--overwrite to replace it, or choose another --out")
+    if held and overwrite and not resume:
+        (run_dir / CHECKPOINT).unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
 
 
 def training_samples(method: Method, data: Path) -> list:
@@ -101,11 +152,15 @@ def training_samples(method: Method, data: Path) -> list:
 def initialise(method: Method, init: str | Path, *, progress: bool = True) -> None:
     """Load the backbone of a registry entry or model folder into ``method`` (strictly), then its twins.
 
-    A U-Net folder gives its encoder.
+    A U-Net folder gives its encoder; a run folder of the same method (with its ``checkpoint.pt``) gives
+    the method's whole state (DiRA's dir run for the dira stage, as the reference's strict load).
 
     Raises:
         ModelFolderError: When the folder's backbone architecture is not the method's.
     """
+    if (Path(init) / CHECKPOINT).is_file():
+        load_run_state(method, Path(init))
+        return
     from ..architectures.tasks import backbone_part
     from ..modelfolder.files import read_config, read_weights
     from ..loading import folder_arch
@@ -119,20 +174,19 @@ def initialise(method: Method, init: str | Path, *, progress: bool = True) -> No
     method.reset_targets()
 
 
-def plot_losses(result: TrainResult, path: Path, title: str) -> Path | None:
-    """The loss of every step as a PNG (matplotlib's Agg backend: no display needed)."""
-    if not result.losses:
-        return None
-    with extra_imports():
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+def load_run_state(method: Method, run_dir: Path) -> None:
+    """The whole state of an earlier run of the same method and architecture (strict).
 
-    fig = Figure(figsize=(6, 3.5), dpi=100)  # no pyplot: the caller's matplotlib backend stays as it is
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.plot(range(1, len(result.losses) + 1), result.losses, linewidth=1)
-    ax.set(xlabel="step", ylabel="loss", title=f"{title}: final {result.final_loss:.4g}")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
+    Raises:
+        ModelFolderError: When the run was of another method or architecture.
+    """
+    state = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=True)
+    made = state.get("signature", {})
+    if (made.get("method"), made.get("arch")) != (method.name, method.settings.arch):
+        raise ModelFolderError(f"{run_dir} is a {made.get('method')} {made.get('arch')} run, this one trains "
+                               f"{method.name} {method.settings.arch}: pass --init {run_dir}/model for its backbone")
+    try:
+        method.load_state_dict(state["method"], strict=True)
+    except RuntimeError:  # shapes differ: the runs were built with other options
+        raise ModelFolderError(f"{run_dir} was built with other method options ({made.get('options')}): "
+                               f"pass the same -o options, or --init {run_dir}/model for its backbone") from None

@@ -10,8 +10,8 @@ state dict is the model folder's, but while SparK trains it behaves sparsely:
 
 The four stage outputs are densified (sparse BN, a learnable mask token per scale at hidden positions, a
 projection to the decoder width) and a light U-Net-style decoder reconstructs the image; the loss is the
-per-patch-normalised MSE on hidden patches. The reference's LAMB becomes AdamW (betas 0.9/0.95), and weight
-decay is constant (the reference anneals it 0.04 → 0.2).
+per-patch-normalised MSE on hidden patches. The recipe is the reference's: LAMB (betas 0.9/0.95), weight
+decay 0.04 → 0.2 by a cosine, none on biases, norms and mask tokens, drop_path 0.05, clip 5.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from torch import nn
 from torchvision.transforms import v2
 
 from . import augment, losses
-from .base import Method, MethodSettings, OptimizerSpec
+from .base import Method, MethodSettings
+from .optim import recipe_spec, split_groups
 from .data import TrainingDataError
 from .parts import Normalise, backbone
 
@@ -94,17 +95,14 @@ class DecoderBlock(nn.Sequential):
 class SparK(Method):
     name = "spark"
     paper = "Designing BERT for Convolutional Networks: Sparse and Hierarchical Masked Modeling (arXiv:2301.03580)"
-    lr = 2e-4
-    optimizer = "adamw"
-    weight_decay = 0.04
-    defaults = {"mask_ratio": 0.6, "decoder_width": 768}
+    defaults = {"mask_ratio": 0.6, "decoder_width": 768, "drop_path": 0.05}
 
     def __init__(self, settings: MethodSettings):
         super().__init__(settings)
         if settings.image_size % DOWNSAMPLE:
             raise TrainingDataError(f"spark needs an image size divisible by {DOWNSAMPLE}, got "
                                     f"{settings.image_size}: pass --image-size {settings.image_size // 32 * 32 or 32}")
-        self.backbone = backbone(settings.arch)
+        self.backbone = backbone(settings.arch, drop_path_rate=self.opts["drop_path"])
         self.mask_state = MaskState()
         sparsify(self.backbone, self.mask_state)
         self.normalise = Normalise(settings.mean, settings.std)
@@ -160,15 +158,10 @@ class SparK(Method):
             out.append(proj(torch.where(keep, norm(feat), token.to(feat.dtype))))
         return out
 
-    def optimizers(self, lr, weight_decay):
-        """AdamW; no weight decay on biases, norms and mask tokens (1-D or token parameters)."""
-        wd = self.weight_decay if weight_decay is None else weight_decay
-        params = [p for p in self.parameters() if p.requires_grad]
-        tokens = set(map(id, self.mask_tokens.parameters()))
-        decay = [p for p in params if p.ndim > 1 and id(p) not in tokens]
-        plain = [p for p in params if p.ndim <= 1 or id(p) in tokens]
-        return [OptimizerSpec(decay, "adamw", lr or self.lr, wd, (0.9, 0.95)),
-                OptimizerSpec(plain, "adamw", lr or self.lr, 0.0, (0.9, 0.95))]
+    def optimizers(self, recipe, batch_size):
+        """The recipe's LAMB; the mask tokens join biases and norms in the group without weight decay."""
+        tokens = frozenset(f"mask_tokens.{i}" for i in range(len(self.mask_tokens)))
+        return [recipe_spec(split_groups(list(self.named_parameters()), recipe, tokens), recipe, batch_size)]
 
 
 METHODS = {SparK.name: SparK}

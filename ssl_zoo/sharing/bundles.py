@@ -15,7 +15,6 @@ with their own ``config.json``. Only then are the folders renamed into ``$SSL_ZO
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -33,11 +32,12 @@ from ..modelfolder.files import replace_dir  # the same swap-in that conversions
 from ..modelfolder.files import folder_files, is_complete, verify_folder
 from ..progress import byte_bar
 from ..store.atomic import write_atomic
-from ..store.hashes import CHUNK, sha256_file
+from ..store.hashes import copy_hashing, file_chunks, sha256_file
 
 MANIFEST = "ssl_zoo-bundle.json"
 FORMAT = "ssl_zoo-bundle"
 VERSION = 1
+MAX_MANIFEST = 16 << 20  # a manifest lists a few files per model: kilobytes
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]*$")
 FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
@@ -179,8 +179,11 @@ def _read_manifest(tar: tarfile.TarFile, path: Path) -> tuple[dict[str, Any], ta
     if first is None or first.name != MANIFEST or not first.isreg():
         raise BundleError(f"{path} does not start with {MANIFEST}: it is not an ssl_zoo bundle "
                           "(make one with `ssl-zoo bundle create`)")
+    if first.size > MAX_MANIFEST:
+        raise BundleError(f"{path}: {MANIFEST} is {first.size:,} bytes, more than the {MAX_MANIFEST:,} a manifest "
+                          "needs (limit: manifest size): the bundle is damaged or hostile; nothing was installed")
     try:
-        manifest = json.loads(tar.extractfile(first).read())
+        manifest = json.loads(tar.extractfile(first).read(MAX_MANIFEST + 1))
     except ValueError:
         raise BundleError(f"{path}: {MANIFEST} is not valid JSON: the bundle is damaged; copy it again") from None
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
@@ -233,12 +236,8 @@ def _what_is_wrong(member: tarfile.TarInfo) -> str:
 
 
 def _copy_hashing(src: BinaryIO, target: Path, bar: Any) -> str:
-    digest = hashlib.sha256()
     with open(target, "wb") as out:
-        while chunk := src.read(CHUNK):
-            digest.update(chunk)
-            out.write(chunk)
-            bar.update(len(chunk))
+        digest = copy_hashing(file_chunks(src), out, on_chunk=bar.update)[1]
         out.flush()
         os.fsync(out.fileno())  # the folder is renamed into the cache next: its bytes must be on disk first
     return digest.hexdigest()

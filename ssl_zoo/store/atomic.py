@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -55,13 +54,11 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_atomic(path, lambda fh: fh.write(text.encode()))
 
 
-def copy_atomic(src: Path, dest: Path) -> None:
-    """Copy ``src`` to ``dest`` atomically."""
-    def write(fh) -> None:
-        with open(src, "rb") as fin:
-            shutil.copyfileobj(fin, fh, 1 << 20)
+def copy_atomic(src: Path, dest: Path) -> str:
+    """Copy ``src`` to ``dest`` atomically, reading it once; return the sha256 of the bytes copied."""
+    from .hashes import copy_file  # the one copy loop; hashes imports this module
 
-    write_atomic(dest, write)
+    return copy_file(src, dest)
 
 
 def check_output_folder(path: Path) -> Path:

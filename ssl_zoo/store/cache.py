@@ -4,6 +4,8 @@
 $SSL_ZOO_HOME/                      default: the user cache dir (platformdirs), e.g. ~/.cache/ssl_zoo
 ├── downloads/<name>/<file>         upstream files exactly as published (verified by sha256)
 │             <file>.partial        an unfinished download, resumed by the next attempt
+├── downloads/.<name>.staging-<id>/ a user's file being converted (kept only if it converts)
+├── models/.<name>.tmp-<id>/        a conversion in progress (stale after a kill: see stale_temporaries)
 ├── models/<name>/                  the converted model folder (the contract: ARCHITECTURE.md)
 │   ├── model.safetensors
 │   ├── config.json
@@ -25,6 +27,7 @@ MIRROR_ENV = "SSL_ZOO_MIRROR"
 OFFLINE_ENVS = ("SSL_ZOO_OFFLINE", "HF_HUB_OFFLINE")
 QUIET_ENV = "SSL_ZOO_QUIET"
 DEBUG_ENV = "SSL_ZOO_DEBUG"
+VERIFY_ENV = "SSL_ZOO_VERIFY"  # 1: every load re-hashes model.safetensors against config.json
 SOURCE_ENV = "SSL_ZOO_SOURCE"  # upstream | hub | auto: where a registry entry's model folder comes from
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -86,3 +89,24 @@ def entry_lock_path(name: str) -> Path:
 def hash_lock_path() -> Path:
     """The JSON file of sha256s first observed for unpinned upstream files."""
     return home() / "hashes.lock.json"
+
+
+def staging_dir(name: str, token: str) -> Path:
+    """A private folder where a user's files for entry ``name`` wait while they are converted."""
+    return home() / "downloads" / f".{name}.staging-{token}"
+
+
+# What an interrupted pull, conversion or swap of entry NAME leaves behind (modelfolder.files and
+# store.sources name their temporaries so); partial downloads are not listed: they are resumed.
+_TEMPORARIES = ("models/.{name}.tmp-*", "models/.{name}.old-*", "downloads/.{name}.staging-*")
+
+
+def stale_temporaries(name: str) -> list[Path]:
+    """Temporary folders of entry ``name`` under the cache; stale unless a process holds the entry's lock.
+
+    Example:
+        >>> stale_temporaries("moco-v2")  # doctest: +SKIP
+        [PosixPath('/home/me/.cache/ssl_zoo/models/.moco-v2.tmp-1a2b3c4d')]
+    """
+    root = home()
+    return sorted(p for pattern in _TEMPORARIES for p in root.glob(pattern.format(name=name)))

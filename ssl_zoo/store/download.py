@@ -32,7 +32,8 @@ from ssl_zoo.progress import byte_bar
 from ssl_zoo.store import cache
 from ssl_zoo.store.atomic import fsync_dir
 from ssl_zoo.errors import ChecksumError, DiskFullError, DownloadError, NotACheckpointError, root_cause
-from ssl_zoo.store.hashes import hash_file, sha256_file
+from ssl_zoo.store.hashes import copy_hashing, digest_matches, file_chunks, hash_file, match_digest, sha256_file
+from ssl_zoo.store.throughput import Pace, Watch
 from ssl_zoo.store.webpages import confirm_url, looks_like_html
 
 CHUNK = 1 << 16
@@ -53,6 +54,7 @@ class _Job:
     label: str | None
     retries: int
     timeout: float
+    pace: Pace
 
 
 class _TransientError(Exception):
@@ -84,19 +86,25 @@ def fetch(
         progress: show a progress bar on stderr (see ``ssl_zoo.progress.shown``).
         label: the progress bar's description; the file name by default.
         retries: further attempts per URL after a connection error, timeout, 5xx or short read.
-        timeout: seconds a connection may stay silent.
+        timeout: seconds a connection may stay silent (at most; the stall budget below may cut it).
+
+    A transfer also stops (keeping its ``.partial`` for the next call) when its rate stays below
+    ``SSL_ZOO_MIN_RATE`` bytes/s (default 1024) for ``SSL_ZOO_RATE_WINDOW`` seconds (default 30), and retries
+    stop once nothing arrived for ``SSL_ZOO_STALL_TIMEOUT`` seconds (default 45); see ``store.throughput``.
 
     Returns:
         The sha256 hex digest of ``dest``.
 
     Raises:
         DownloadError: no URL worked; the message names each URL and what went wrong.
+        StalledDownloadError: the transfer was too slow or silent for too long; the partial file is kept.
         ChecksumError: the file does not match ``sha256``/``sha256_prefix``; nothing was kept.
         NotACheckpointError: the URL gave an HTML page (a login or confirmation page) instead of the file.
         DiskFullError: the disk filled up; the partial file was removed.
         ValueError: a malformed ``sha256``/``sha256_prefix``.
     """
-    job = _Job(Path(dest), _expected_digest(sha256, sha256_prefix), progress, label, max(retries, 0), timeout)
+    job = _Job(Path(dest), _expected_digest(sha256, sha256_prefix), progress, label, max(retries, 0), timeout,
+               Pace.from_env())
     job.dest.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(job.dest) + ".lock"):
         if job.dest.exists():  # another process may have finished it while we waited
@@ -148,11 +156,7 @@ def _expected_digest(sha256: str | None, prefix: str | None) -> str | None:
 def _verify_existing(job: _Job) -> str:
     """The digest of an already present ``dest``, which must match the expected one."""
     digest = sha256_file(job.dest)
-    if job.expected and not digest.startswith(job.expected):
-        raise ChecksumError(
-            f"{job.dest} has sha256 {digest}, expected {job.expected}: "
-            "it is not the pinned file; report it, or delete it to download it again"
-        )
+    match_digest(digest, [(job.expected, "expected")], str(job.dest))
     return digest
 
 
@@ -209,38 +213,48 @@ def _not_a_file(url: str) -> NotACheckpointError:
 
 
 def _download(url: str, job: _Job) -> str:
-    """Attempt an HTTP download ``1 + job.retries`` times, backing off exponentially in between."""
+    """Attempt an HTTP download ``1 + job.retries`` times, backing off exponentially in between, while the
+    stall budget lasts."""
+    watch = Watch(job.pace, url)
     for attempt in range(job.retries + 1):
         try:
-            return _attempt(url, job)
+            return _attempt(url, job, watch)
         except _TransientError as exc:
             failure = exc
+            stalled = watch.give_up(exc)
+            if stalled is not None:
+                raise stalled from exc
             if attempt < job.retries:
-                time.sleep(RETRY_BASE_DELAY * 2**attempt)
+                time.sleep(min(RETRY_BASE_DELAY * 2**attempt, max(watch.stall_left(), 0)))
     raise DownloadError(f"{url}: {failure} (after {job.retries + 1} attempts)") from root_cause(failure)
 
 
-def _attempt(url: str, job: _Job) -> str:
+def _attempt(url: str, job: _Job, watch: Watch) -> str:
     """One request, resuming from ``<dest>.partial`` when it exists; returns the finished file's digest."""
     partial = _partial_path(job.dest)
     offset, hasher = hash_file(partial) if partial.exists() else (0, hashlib.sha256())
     try:
-        response = urllib.request.urlopen(_request(url, offset), timeout=job.timeout)
+        response = urllib.request.urlopen(_request(url, offset), timeout=watch.timeout(job.timeout))
     except urllib.error.HTTPError as exc:
         exc.close()
-        if exc.code == 416 and offset and job.expected and hasher.hexdigest().startswith(job.expected):
+        if exc.code == 416 and offset and job.expected and digest_matches(hasher.hexdigest(), job.expected):
             return _finish(partial, hasher.hexdigest(), url, job)  # complete: a crash came before the rename
         if exc.code == 416 and offset:  # the partial is longer than the file: start over
             partial.unlink()
-            return _attempt(url, job)
+            return _attempt(url, job, watch)
         raise _http_failure(url, exc) from exc
     except http.client.InvalidURL as exc:
-        raise DownloadError(f"{url}: {exc}") from exc
+        raise DownloadError(f"{url}: {_reason(exc)}") from exc
+    except (http.client.BadStatusLine, http.client.LineTooLong) as exc:
+        if isinstance(exc, http.client.RemoteDisconnected):
+            raise _TransientError(f"cannot connect ({_reason(exc)})") from exc
+        raise DownloadError(f"{url}: the server's answer is not HTTP ({_reason(exc)}): check the URL") from exc
     except (OSError, http.client.HTTPException) as exc:
         raise _TransientError(f"cannot connect ({_reason(exc)})") from exc
+    watch.restart_window()
     with response:
         offset, hasher = _resume_point(response, partial, offset, hasher)
-        chunks = _chunks(response)
+        chunks = _chunks(response, watch)
         first = next(chunks, b"")
         _reject_html(response, first if offset == 0 else b"", chunks, partial)
         length = _content_length(response)
@@ -263,13 +277,18 @@ def _user_agent() -> str:
 
 
 def _http_failure(url: str, exc: urllib.error.HTTPError) -> Exception:
-    """Server errors and rate limits are retried; other statuses (404, 403...) are final."""
-    message = f"HTTP {exc.code} {exc.reason}"
+    """Server errors and rate limits are retried; other statuses (404, 403, a redirect loop) are final."""
+    if 300 <= exc.code < 400:  # urllib gave up following: a loop, or more redirects than it allows
+        return DownloadError(f"{url}: the server redirects in a loop (HTTP {exc.code}): the link is broken; {_ADVICE}")
+    message = f"HTTP {exc.code} {_reason(exc)}"
     return _TransientError(message) if exc.code >= 500 or exc.code in (408, 429) else DownloadError(f"{url}: {message}")
 
 
 def _reason(exc: BaseException) -> str:
-    return str(getattr(exc, "reason", None) or exc) or type(exc).__name__
+    """What went wrong, on one short line (servers and urllib put newlines and raw bytes in messages)."""
+    text = str(getattr(exc, "reason", None) or exc).strip()
+    line = next((part.strip() for part in text.splitlines() if part.strip()), "")
+    return (line if line.isprintable() else repr(line))[:120] or type(exc).__name__
 
 
 def _resume_point(
@@ -292,13 +311,15 @@ def _content_length(response: http.client.HTTPResponse) -> int | None:
     return int(value) if value.strip().isdigit() else None
 
 
-def _chunks(response: BinaryIO) -> Iterator[bytes]:
-    """The body in chunks; a failed read becomes a retryable failure."""
+def _chunks(response: http.client.HTTPResponse, watch: Watch) -> Iterator[bytes]:
+    """The body in chunks as they arrive (``read1``: a drip is seen byte by byte, so the rate rule applies);
+    a failed read becomes a retryable failure, a rate below the floor a ``StalledDownloadError``."""
     while True:
         try:
-            chunk = response.read(CHUNK)
+            chunk = response.read1(CHUNK)
         except (OSError, http.client.HTTPException) as exc:
             raise _TransientError(f"connection lost ({_reason(exc)})") from exc
+        watch.got(len(chunk))
         if not chunk:
             return
         yield chunk
@@ -322,22 +343,16 @@ def _copy_local(url: str, job: _Job) -> str:
         raise DownloadError(f"{url}: cannot read {source} ({exc.strerror})") from exc
     partial, hasher = _partial_path(job.dest), hashlib.sha256()
     with handle, _progress_bar(job, 0, os.fstat(handle.fileno()).st_size) as bar:
-        _store(iter(lambda: handle.read(CHUNK), b""), partial, 0, hasher, bar, job)
+        _store(file_chunks(handle, CHUNK), partial, 0, hasher, bar, job)
     return _finish(partial, hasher.hexdigest(), url, job)
 
 
 def _store(chunks: Iterator[bytes], partial: Path, offset: int, hasher: hashlib._Hash, bar: tqdm, job: _Job) -> int:
     """Write ``chunks`` to ``partial`` (appending after ``offset`` bytes), hashing them; return bytes written."""
-    written = 0
     try:
         with open(partial, "ab" if offset else "wb") as out:
-            for chunk in chunks:
-                if _STOP.is_set():
-                    raise KeyboardInterrupt
-                _write_chunk(out, chunk)
-                hasher.update(chunk)
-                bar.update(len(chunk))
-                written += len(chunk)
+            written, _ = copy_hashing(_until_stopped(chunks), out, hasher, bar.update,
+                                      lambda fh, chunk: _write_chunk(fh, chunk))
             out.flush()
             os.fsync(out.fileno())
     except OSError as exc:
@@ -350,6 +365,14 @@ def _store(chunks: Iterator[bytes], partial: Path, offset: int, hasher: hashlib.
     return written
 
 
+def _until_stopped(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """``chunks``, ending with KeyboardInterrupt once ``stop_all`` was called (a worker thread's Ctrl-C)."""
+    for chunk in chunks:
+        if _STOP.is_set():
+            raise KeyboardInterrupt
+        yield chunk
+
+
 def _write_chunk(out: BinaryIO, chunk: bytes) -> None:
     """The single place bytes hit the disk (tests replace it to simulate a full disk)."""
     out.write(chunk)
@@ -357,12 +380,11 @@ def _write_chunk(out: BinaryIO, chunk: bytes) -> None:
 
 def _finish(partial: Path, digest: str, url: str, job: _Job) -> str:
     """Check the digest, then move the complete file into place and make the rename durable."""
-    if job.expected and not digest.startswith(job.expected):
+    try:
+        match_digest(digest, [(job.expected, "expected")], url)
+    except ChecksumError:
         partial.unlink(missing_ok=True)
-        raise ChecksumError(
-            f"sha256 mismatch for {url}: expected {job.expected}, got {digest}; "
-            "the file is corrupt or changed upstream: pull again, try another mirror, or report it"
-        )
+        raise
     os.replace(partial, job.dest)
     fsync_dir(job.dest.parent)
     return digest

@@ -49,7 +49,11 @@ def confirm_url(page: str, page_url: str) -> str | None:
         ``confirm=``, resolved against ``page_url``; None when the page has neither.
     """
     parser = _ConfirmParser()
-    parser.feed(page)
+    try:
+        parser.feed(page)
+        parser.close()
+    except (AssertionError, ValueError):  # html.parser asserts on some malformed markup: not a confirmation page
+        return None
     if parser.action is not None:
         separator = "&" if "?" in parser.action else "?"
         return urljoin(page_url, parser.action + separator + urlencode(parser.inputs))

@@ -20,22 +20,19 @@ from typing import Any, Final
 import numpy as np
 import torch
 
-from ...errors import NotACheckpointError, UnsafePickleError
+from ...errors import NotACheckpointError, SslZooError, UnsafePickleError
+from .numpy_plain import plain_array, plain_dtype, plain_scalar
+from .pickle_limits import BoundedStream, Limits, PickleBudget
 from .safe_pickle import scan_pickle
 
 __all__ = ["ALLOW_LIST", "flatten_tree", "load_haiku_pickle", "read_haiku_pickle"]
-
-try:
-    from numpy._core.multiarray import _reconstruct, scalar
-except ImportError:  # numpy < 2
-    from numpy.core.multiarray import _reconstruct, scalar
 
 _NUMPY_MODULES: Final = frozenset({"numpy.core._multiarray_umath", "numpy._core._multiarray_umath",
                                    "numpy.core.multiarray", "numpy._core.multiarray"})
 # (module token, attribute) pairs dill's ``_get_attr`` may fetch
 _MODULE_ATTRIBUTES: Final[dict[tuple[str, str], Any]] = {
-    **{(m, "_reconstruct"): _reconstruct for m in _NUMPY_MODULES},
-    **{(m, "scalar"): scalar for m in _NUMPY_MODULES},
+    **{(m, "_reconstruct"): plain_array for m in _NUMPY_MODULES},
+    **{(m, "scalar"): plain_scalar for m in _NUMPY_MODULES},
     ("_codecs", "encode"): codecs.encode,
 }
 
@@ -69,10 +66,10 @@ def _get_attr(token: Any, name: str) -> Any:
 
 def _create_array(function: Any, args: tuple, state: Any, npdict: Any = None) -> np.ndarray:
     # newer dill writes arrays through this helper; only numpy's own reconstruction is accepted
-    if function is not _reconstruct:
+    if function is not plain_array:
         raise pickle.UnpicklingError("dill._dill._create_array with a function other than numpy's _reconstruct")
-    array = _reconstruct(*args)
-    array.__setstate__(state)
+    array = plain_array(*args)
+    array.__setstate__(state)  # checked: numeric dtype, raw bytes of exactly the shape's size
     return array
 
 
@@ -84,9 +81,9 @@ ALLOW_LIST: Final[dict[str, Any]] = {
     "haiku._src.data_structures.FlatMapping": dict,
     "haiku._src.data_structures.frozendict": dict,
     **{f"{m}.{n}": f for m in ("numpy.core.multiarray", "numpy._core.multiarray")
-       for n, f in (("_reconstruct", _reconstruct), ("scalar", scalar))},
+       for n, f in (("_reconstruct", plain_array), ("scalar", plain_scalar))},
     "numpy.ndarray": np.ndarray,
-    "numpy.dtype": np.dtype,
+    "numpy.dtype": plain_dtype,
     "_codecs.encode": codecs.encode,
 }
 """Every global a BYOL pickle may name (dotted, Python 3 spelling) → the object standing in for it."""
@@ -104,13 +101,19 @@ def load_haiku_pickle(path: Path | str) -> Any:
     """Unpickle a Haiku/dill checkpoint into dicts, NamedTuples and numpy arrays, running none of its code.
 
     Raises:
-        UnsafePickleError: If the file names a global outside :data:`ALLOW_LIST` (checked before loading).
+        UnsafePickleError: If the file names a global outside :data:`ALLOW_LIST` (checked before loading), or
+            builds a numpy value that is not plain numeric data.
+        ResourceLimitError: If the pickle asks for more than its size allows (see :mod:`.pickle_limits`).
         NotACheckpointError: If the file is not a pickle or is cut short.
     """
     path = Path(path)
+    size = path.stat().st_size
     with open(path, "rb") as fh:
         try:
-            names = scan_pickle(fh).globals
+            stream = BoundedStream(fh, size, str(path))
+            names = scan_pickle(stream, PickleBudget(Limits.for_file(size), str(path))).globals
+        except SslZooError:
+            raise
         except (ValueError, EOFError) as exc:
             raise NotACheckpointError(f"{path} is not a complete pickle ({exc}): delete it and pull again") from None
         forbidden = sorted(names - set(ALLOW_LIST))
@@ -120,6 +123,8 @@ def load_haiku_pickle(path: Path | str) -> Any:
         fh.seek(0)
         try:
             return _AllowListUnpickler(fh).load()
+        except SslZooError as exc:
+            raise type(exc)(f"{path} cannot be read safely ({exc}): check where the file came from") from None
         except (pickle.UnpicklingError, EOFError, TypeError, ValueError, AttributeError) as exc:
             raise UnsafePickleError(f"{path} cannot be read safely ({exc}): it is not the BYOL checkpoint "
                                     "ssl_zoo expects; check where the file came from") from None
@@ -138,7 +143,8 @@ def flatten_tree(tree: Any, prefix: str = "", convert: Callable[[np.ndarray], An
     elif isinstance(tree, (list, tuple)):
         items = [(str(i), v) for i, v in enumerate(tree)]
     else:
-        return {prefix: convert(tree) if isinstance(tree, np.ndarray) and tree.dtype != object else tree}
+        is_array = isinstance(tree, np.ndarray) and tree.dtype != object
+        return {prefix: convert(tree.view(np.ndarray)) if is_array else tree}
     flat: dict[str, Any] = {}
     for key, value in items:
         flat.update(flatten_tree(value, f"{prefix}/{key}" if prefix else key, convert))

@@ -15,7 +15,6 @@ from __future__ import annotations
 import _compat_pickle
 import contextlib
 import fnmatch
-import pickle
 import pickletools
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -26,11 +25,8 @@ import numpy as np
 import torch
 
 from ...errors import UnsafePickleError
-
-try:
-    from numpy._core.multiarray import scalar as _numpy_scalar
-except ImportError:  # numpy < 2
-    from numpy.core.multiarray import scalar as _numpy_scalar
+from .numpy_plain import PLAIN_KINDS, plain_dtype, plain_scalar
+from .pickle_limits import PickleBudget
 
 __all__ = ["ALLOW_LIST", "AllowRule", "PickleScan", "PickleStub", "allowing", "scan_pickle", "stand_ins_for",
            "stub_class"]
@@ -125,26 +121,20 @@ def _as_plain_dict(name: str) -> StandIns:
     return [(_empty_dict, name)]
 
 
-def _plain_numpy_scalar(dtype: Any, data: Any = b"") -> Any:
-    # raw bytes read as object pointers would be memory-unsafe; refuse them here rather than trust numpy to
-    if not isinstance(dtype, np.dtype) or dtype.hasobject or not isinstance(data, bytes):
-        raise pickle.UnpicklingError(f"numpy scalar of dtype {dtype!r} is not plain numeric data")
-    return _numpy_scalar(dtype, data)
-
-
 def _numpy_scalar_stand_in(name: str) -> StandIns:
-    return [(_plain_numpy_scalar, name)]
+    return [(plain_scalar, name)]
 
 
 def _numpy_dtype_classes() -> dict[str, type]:
-    classes = {type(np.dtype(code)) for code in np.typecodes["All"]}
+    # numeric kinds only: an object or void dtype instance must never get through a BUILD
+    classes = {type(np.dtype(code)) for code in np.typecodes["All"] if np.dtype(code).kind in PLAIN_KINDS}
     return {f"{cls.__module__}.{cls.__qualname__}": cls for cls in classes}
 
 
 def _numpy_dtype_stand_in(name: str) -> StandIns:
     # pickle rebuilds a dtype with np.dtype(...) and then BUILD on it, whose type is a per-dtype class;
-    # torch only BUILDs instances of registered types, so the classes go in too
-    return [(np.dtype, name), *((cls, cls_name) for cls_name, cls in _numpy_dtype_classes().items())]
+    # torch only BUILDs instances of registered types, so the (numeric) classes go in too
+    return [(plain_dtype, name), *((cls, cls_name) for cls_name, cls in _numpy_dtype_classes().items())]
 
 
 def _numpy_dtype_class_stand_in(name: str) -> StandIns | None:
@@ -250,17 +240,20 @@ _MEMO_PUTS: Final = frozenset({"MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT"})
 _MEMO_GETS: Final = frozenset({"GET", "BINGET", "LONG_BINGET"})
 
 
-def scan_pickle(stream: IO[bytes]) -> PickleScan:
+def scan_pickle(stream: IO[bytes], budget: PickleBudget | None = None) -> PickleScan:
     """Read one pickle's opcodes, up to its STOP, and list the globals it names; nothing is executed.
 
     Args:
-        stream: Positioned at the start of a pickle; left just after its STOP.
+        stream: Positioned at the start of a pickle; left just after its STOP. Wrap it in a
+            :class:`~.pickle_limits.BoundedStream` so that a declared length cannot make it allocate.
+        budget: Resource limits checked at every opcode (see :mod:`.pickle_limits`).
 
     Returns:
         The pickle protocol and every global it names, spelled as torch looks them up (Python 3 names).
 
     Raises:
         ValueError: If the pickle is truncated or malformed.
+        ResourceLimitError: If the pickle asks for more than ``budget`` allows.
 
     Example:
         >>> import argparse, io
@@ -270,6 +263,8 @@ def scan_pickle(stream: IO[bytes]) -> PickleScan:
     protocol, names, strings, memo = 0, set(), [], {}
     previous: str | None = None  # the string the previous opcode pushed, for memo bookkeeping
     for op, arg, _ in pickletools.genops(stream):
+        if budget is not None:
+            budget.step(op, arg)
         pushed = None
         if op.name == "PROTO":
             protocol = arg

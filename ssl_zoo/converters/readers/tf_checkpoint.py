@@ -23,7 +23,8 @@ from typing import Final
 import numpy as np
 import torch
 
-from ...errors import NotACheckpointError
+from ...errors import NotACheckpointError, ResourceLimitError
+from .zip_limits import check_zip_sizes
 
 __all__ = ["BundleEntry", "masked_crc32c", "read_bundle", "read_tf_checkpoint"]
 
@@ -35,6 +36,7 @@ _DTYPES: Final[dict[int, str]] = {1: "<f4", 2: "<f8", 3: "<i4", 4: "u1", 5: "<i2
                                    17: "<u2", 19: "<f2", 22: "<u4", 23: "<u8"}
 _DATA_RE: Final = re.compile(r"^(?P<prefix>.+)\.data-\d{5}-of-\d{5}$")
 _CORRUPT: Final = "{where}: {what}: the checkpoint is damaged or not a TF1 checkpoint; delete it and pull again"
+MAX_INDEX: Final = 64 << 20  # an index holds names, shapes and offsets: kilobytes even for large models
 
 
 @dataclass(frozen=True)
@@ -81,11 +83,23 @@ def read_tf_checkpoint(path: Path | str) -> dict[str, torch.Tensor]:
     """
     path = Path(path)
     if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            return _read_checked(*_zip_members(zf), path)
+        try:
+            with zipfile.ZipFile(path) as zf:
+                check_zip_sizes(zf, path)
+                return _read_checked(*_zip_members(zf), path)
+        except (zipfile.BadZipFile, EOFError) as exc:  # a member fails its CRC-32, or the zip is cut short
+            raise NotACheckpointError(_CORRUPT.format(where=path, what=str(exc).splitlines()[0])) from None
     prefix = _find_prefix(path)
     shards = lambda shard, count: _read_file(Path(f"{prefix}.data-{shard:05d}-of-{count:05d}"))  # noqa: E731
-    return _read_checked(Path(f"{prefix}.index").read_bytes(), shards, path)
+    index = Path(f"{prefix}.index")
+    _check_index_size(index.stat().st_size, index)
+    return _read_checked(index.read_bytes(), shards, path)
+
+
+def _check_index_size(size: int, where: object) -> None:
+    if size > MAX_INDEX:
+        raise ResourceLimitError(f"{where}: the .index declares {size:,} bytes, more than the {MAX_INDEX:,} an "
+                                 "index needs (limit: index size); the checkpoint is damaged or hostile")
 
 
 def _read_checked(index: bytes, shards: Callable[[int, int], bytearray], path: Path) -> dict[str, torch.Tensor]:
@@ -162,6 +176,7 @@ def _zip_members(zf: zipfile.ZipFile) -> tuple[bytes, Callable[[int, int], bytea
         raise NotACheckpointError(f"{zf.filename}: expected one TF checkpoint (*.index) in the zip, found "
                                   f"{len(indexes)}; unzip it and give the .index file you want")
     prefix = indexes[0][: -len(".index")]
+    _check_index_size(zf.getinfo(indexes[0]).file_size, f"{zf.filename}:{indexes[0]}")
     return zf.read(indexes[0]), lambda shard, count: _read_member(zf, f"{prefix}.data-{shard:05d}-of-{count:05d}")
 
 

@@ -14,8 +14,10 @@ from typing import Any, Final
 
 import torch
 
-from ...errors import NotACheckpointError
+from ...errors import NotACheckpointError, ResourceLimitError, SslZooError
+from .pickle_limits import MAX_PICKLE_BYTES, BoundedStream, Limits, PickleBudget
 from .safe_pickle import PickleScan, allowing, scan_pickle, stand_ins_for
+from .zip_limits import check_zip_sizes
 from .sniff import head_bytes, is_torchscript_zip, sniff, zip_is_intact
 
 __all__ = ["read_torch_file"]
@@ -44,6 +46,7 @@ _UNREADABLE: Final = ("{path} cannot be read safely ({reason}); ssl_zoo only loa
 # torch unpickles all of them, so all are scanned.
 _LEGACY_PICKLES: Final = 5
 _LOAD_ERRORS: Final = (pickle.UnpicklingError, AttributeError, TypeError, ValueError, KeyError, IndexError)
+_CHECK_CHUNK: Final = 1 << 20
 
 
 def read_torch_file(path: Path | str) -> Any:
@@ -92,6 +95,8 @@ def _load(path: Path, is_zip: bool) -> Any:
 def _scan(path: Path, is_zip: bool) -> PickleScan:
     try:
         scans = _scan_zip(path) if is_zip else _scan_legacy(path)
+    except SslZooError:
+        raise
     except (ValueError, EOFError, zipfile.BadZipFile) as err:  # pickletools reports a cut stream as ValueError
         raise NotACheckpointError(_TRUNCATED.format(path=path, reason=_reason(err))) from err
     names = frozenset().union(*(scan.globals for scan in scans))
@@ -100,14 +105,38 @@ def _scan(path: Path, is_zip: bool) -> PickleScan:
 
 def _scan_zip(path: Path) -> list[PickleScan]:
     with zipfile.ZipFile(path) as zf:
-        name = next(n for n in zf.namelist() if n.count("/") == 1 and n.endswith("/data.pkl"))
-        with zf.open(name) as stream:
-            return [scan_pickle(stream)]
+        holds = check_zip_sizes(zf, path)
+        info = next(i for i in zf.infolist() if i.filename.count("/") == 1 and i.filename.endswith("/data.pkl"))
+        if info.file_size > MAX_PICKLE_BYTES:
+            raise ResourceLimitError(f"{path}: data.pkl declares {info.file_size:,} bytes, more than the "
+                                     f"{MAX_PICKLE_BYTES:,} a checkpoint's pickle needs (limit: pickle size)")
+        with zf.open(info) as stream:
+            scan = scan_pickle(BoundedStream(stream, info.file_size, str(path)),
+                               PickleBudget(Limits.for_file(holds), str(path)))
+        check_zip_crcs(zf, path)
+    return [scan]
+
+
+def check_zip_crcs(zf: zipfile.ZipFile, path: Path) -> None:
+    """Read every member once so that zipfile checks its CRC-32 (torch's own reader never does).
+
+    Raises:
+        NotACheckpointError: Naming the first member whose bytes do not match its CRC-32.
+    """
+    for info in zf.infolist():
+        try:
+            with zf.open(info) as stream:
+                while stream.read(_CHECK_CHUNK):
+                    pass
+        except (zipfile.BadZipFile, EOFError, OSError) as err:
+            raise NotACheckpointError(_TRUNCATED.format(path=path, reason=f"{info.filename}: {_reason(err)}")) from None
 
 
 def _scan_legacy(path: Path) -> list[PickleScan]:
-    with open(path, "rb") as stream:
-        return [scan_pickle(stream) for _ in range(_LEGACY_PICKLES)]
+    size = path.stat().st_size
+    with open(path, "rb") as raw:
+        stream = BoundedStream(raw, size, str(path))
+        return [scan_pickle(stream, PickleBudget(Limits.for_file(size), str(path))) for _ in range(_LEGACY_PICKLES)]
 
 
 def _torch_default_globals() -> frozenset[str]:
@@ -122,6 +151,8 @@ def _torch_load(path: Path, is_zip: bool) -> Any:
     try:
         # mmap keeps a large zip checkpoint out of RAM; the legacy stream cannot be mapped
         return torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
+    except SslZooError as err:  # a stand-in refused a value (an object dtype)
+        raise type(err)(_UNREADABLE.format(path=path, reason=err)) from None
     except (EOFError, RuntimeError) as err:
         raise NotACheckpointError(_TRUNCATED.format(path=path, reason=_reason(err))) from err
     except _LOAD_ERRORS as err:
