@@ -182,3 +182,16 @@ def test_table_says_why_there_are_no_p_values_when_runs_hold_no_scores():
              "test": "n/a: the protocol's records hold no per-image test_scores"}]
     text = compare_module.markdown_table(rows, "auc")
     assert "no p-values (the protocol's records hold no per-image test_scores)" in text and "p=" not in text
+
+
+def test_without_matplotlib_the_table_is_written_and_the_figure_warns(fake, tmp_path, monkeypatch):
+    import sys
+
+    from ssl_zoo.errors import PictureWarning
+
+    for name in ("matplotlib", "matplotlib.pyplot"):
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.warns(PictureWarning, match="ssl_zoo\\[eval\\]"):
+        result = run(tmp_path, label_fractions=(1.0,), trials=2)
+    assert (tmp_path / "results.csv").is_file() and (tmp_path / "results.md").is_file()
+    assert "plot" not in result["files"] and not (tmp_path / "label_efficiency.png").exists()

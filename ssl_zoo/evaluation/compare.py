@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import DatasetError, SettingError, StatisticWarning, UnknownPresetError
 from ..store.atomic import write_text_atomic
 from .data import Samples
-from .plots import label_efficiency_plot, model_label
+from .plots import draw_or_warn, label_efficiency_plot, model_label
 from .results import write_csv
 from .significance import TESTS, delong, paired_bootstrap
 from .splits import make_splits
@@ -230,12 +230,13 @@ def paired_test(records: dict[Cell, dict], model: str, baseline: str, fraction: 
 
 def write_outputs(out_dir: Path, runs: list[dict], rows: list[dict], *, metric: str, title: str,
                   test: str) -> dict[str, Path]:
-    """``runs.csv``, ``results.csv``, ``results.md`` and the label-efficiency figure (PNG, PDF, SVG)."""
-    figures = label_efficiency_plot(rows, out_dir / "label_efficiency.png", metric=metric, title=title)
+    """``runs.csv``, ``results.csv``, ``results.md``, then the label-efficiency figure (PNG, PDF, SVG)."""
     files = {"runs": write_csv(out_dir / "runs.csv", runs), "table": write_csv(out_dir / "results.csv", rows),
-             "plot": figures[0], "plot_pdf": figures[1], "plot_svg": figures[2], "markdown": out_dir / "results.md"}
+             "markdown": out_dir / "results.md"}
     write_text_atomic(files["markdown"], markdown_table(rows, metric, test) + "\n")
-    return files
+    figures = draw_or_warn(lambda: label_efficiency_plot(rows, out_dir / "label_efficiency.png", metric=metric,
+                                                         title=title), "label-efficiency figure")
+    return {**files, **dict(zip(("plot", "plot_pdf", "plot_svg"), figures))}
 
 
 def cell_text(row: dict) -> str:

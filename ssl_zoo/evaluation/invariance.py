@@ -26,7 +26,7 @@ from .backbone import load_backbone
 from .data import Samples
 from .invariance_stats import Whitening, covariance_draw, pair_scores, whitening
 from .invariance_transforms import FAMILIES, apply, default_k, sweep
-from .plots import invariance_plot
+from .plots import draw_or_warn, invariance_plot
 from .results import write_json
 
 
@@ -170,7 +170,10 @@ def invariance(model: str | Path, data: Samples, *, out_dir: str | Path | None =
     if out_dir is not None:
         title = f"{Path(str(model)).name}: invariance over {s.num_images} images ({w.images} for the covariance)" + (
             "\nwarning: singular covariance, values not comparable (see invariance.json)" if w.warnings else "")
-        record["figures"] = [str(f) for f in invariance_plot(scores, Path(out_dir) / "invariance.png", title=title)]
+        write_json(Path(out_dir) / "invariance.json", record)
+        figures = draw_or_warn(lambda: invariance_plot(scores, Path(out_dir) / "invariance.png", title=title),
+                               "invariance figure")
+        record["figures"] = [str(f) for f in figures]
         write_json(Path(out_dir) / "invariance.json", record)
     return record
 

@@ -91,9 +91,12 @@ def load_lpips(net: str, *, progress: bool = True) -> LPIPS:
     import torch
 
     from ..registry import get_metric_entry
-    from ..store.sources import ensure_source
+    from ..store.sources import ensure_source, remember
 
     entry = get_metric_entry(f"lpips-{net}")
-    trunk, lin = (ensure_source(entry, s, progress=progress)[0] for s in entry.sources)
-    return LPIPS(net, torch.load(trunk, map_location="cpu", weights_only=True),
-                 torch.load(lin, map_location="cpu", weights_only=True))
+    fetched = [ensure_source(entry, s, progress=progress) for s in entry.sources]
+    trunk, lin = (torch.load(f.path, map_location="cpu", weights_only=True) for f in fetched)
+    metric = LPIPS(net, trunk, lin)
+    for f in fetched:
+        remember(entry, f)  # recorded once the files proved to be the networks
+    return metric

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..extras import extra_imports
 
@@ -125,3 +125,17 @@ def invariance_plot(scores: dict[str, dict[str, float]], path: str | Path, *, ti
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def draw_or_warn(draw: Callable[[], list[Path]], what: str) -> list[Path]:
+    """``draw()``'s files, or none with a ``PictureWarning`` when matplotlib is missing: results never wait on a
+    figure (they are written before it)."""
+    import warnings
+
+    from ..errors import MissingExtraError, PictureWarning
+
+    try:
+        return draw()
+    except MissingExtraError as error:
+        warnings.warn(f"the {what} was not drawn ({error}); the results are written", PictureWarning, stacklevel=2)
+        return []

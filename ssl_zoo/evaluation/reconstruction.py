@@ -23,7 +23,7 @@ from .analysis_input import analysis_normalization, unit_crop
 from ..progress import bar
 from .backbone import load_backbone
 from .data import load_item
-from .plots import pyplot, save_figure
+from .plots import draw_or_warn, pyplot, save_figure
 from .results import write_json
 
 LAYER_MODULES = {"layer4": ("layer4", "features.denseblock4")}  # upstream's name -> ResNet / DenseNet module
@@ -202,7 +202,8 @@ def save_outputs(out_dir: Path, stem: str, unit: Any, pixels: np.ndarray, title:
     path = out_dir / f"reconstruction-{stem}.png"
     Image.fromarray(pixels).save(path)
     original = np.round(unit[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
-    figures = save_pair(original, pixels, out_dir / f"side-by-side-{stem}.png", title)
+    figures = draw_or_warn(lambda: save_pair(original, pixels, out_dir / f"side-by-side-{stem}.png", title),
+                           "side-by-side figure")
     return {"reconstruction": str(path), "figures": [str(f) for f in figures]}
 
 
@@ -252,7 +253,7 @@ def reconstruct(model: str | Path, images: list[Any], out_dir: str | Path, *, pr
     resolved = resolve("reconstruction", preset, **overrides)
     s, target_device = resolved.settings, pick_device(device)
     metrics = {net: load_lpips(net, progress=progress).to(target_device) for net in s.perceptual}  # pull first
-    backbone = load_backbone(model, progress=progress)
+    backbone = load_backbone(model, progress=progress, guard=s.normalise_input)  # [0,1] input is the paper's
     net = backbone.model.eval().to(target_device).requires_grad_(False)
     features, prepare = feature_map(net, s.layer), model_input(backbone.folder, s)
     out_dir, entries = Path(out_dir), []

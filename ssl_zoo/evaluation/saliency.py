@@ -22,7 +22,7 @@ from .analysis_input import analysis_normalization, normalize_unit, unit_crop
 from ..progress import bar
 from .backbone import load_backbone
 from .data import load_item
-from .plots import pyplot, save_figure
+from .plots import draw_or_warn, pyplot, save_figure
 from .results import write_json
 
 
@@ -180,8 +180,8 @@ def saliency(model: str | Path, images: Sequence[Any], out_dir: str | Path, *, p
         stem = out_dir / f"saliency-{i:03d}-{name}"
         np.save(stem.with_suffix(".npy"), smap)
         title = f"{Path(str(model)).name}: {name}, attentive diffusion {value:.1f} %"
-        figures = save_overlay(unit[:, border:s.image_size - border, border:s.image_size - border], smap,
-                               stem.with_suffix(".png"), title)
+        crop = unit[:, border:s.image_size - border, border:s.image_size - border]
+        figures = draw_or_warn(lambda: save_overlay(crop, smap, stem.with_suffix(".png"), title), "saliency overlay")
         entries.append({"image": name, "attentive_diffusion": value, "map": str(stem.with_suffix(".npy")),
                         "figures": [str(f) for f in figures]})
     record = {"model": str(model), "preset": resolved.record(), "normalization": norm, "images": entries}
