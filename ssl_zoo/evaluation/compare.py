@@ -137,7 +137,8 @@ def compare(models: Sequence[str | Path], data: Samples | dict[str, Samples], ou
     Args:
         models: Registry names or model folders; the first is the baseline of the p-values.
         data: The dataset (``Samples`` or its own splits).
-        out_dir: Output folder; finished runs already in it are reused.
+        out_dir: Output folder; finished runs already in it are reused as they are (use a new folder when the
+            protocol's settings change).
         protocol: "finetune" or "probe".
         label_fractions: Shares of the training labels.
         trials: Runs per model and fraction.
