@@ -37,6 +37,8 @@ _LAZY = {
     "compare": "evaluation.compare",
     "saliency": "evaluation.saliency",
     "invariance": "evaluation.invariance",
+    "multiview_invariance": "evaluation.invariance",
+    "reconstruct": "evaluation.reconstruction",
     "transforms": "preprocessing",
     "save_monai": "frameworks.monai_folder",
 }

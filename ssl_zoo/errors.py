@@ -193,6 +193,11 @@ class PictureWarning(UserWarning):
     """A figure (an extra beside a result) could not be drawn; the result itself was written."""
 
 
+class StatisticWarning(UserWarning):
+    """A result computed on data too small to support it (a singular covariance, one class in a test set): the
+    number is reported, with this warning saying why it should not be trusted and what to give instead."""
+
+
 class UnknownViewRecipeError(SslZooError, KeyError):
     """A view recipe name that ``pretraining/views.toml`` does not define."""
 

@@ -1,16 +1,15 @@
-"""Few-shot, segmentation, occlusion saliency and invariance with the ResNet-18 model folder (CPU, 32x32)."""
+"""Few-shot and segmentation with the ResNet-18 model folder (CPU, 32x32); saliency, invariance, compare and
+reconstruction have their own test_eval_*.py files."""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
-import pytest
 
-from ssl_zoo.evaluation.data import Samples
 from ssl_zoo.evaluation.fewshot import fewshot, fewshot_features
 
-from .test_eval_support import brightness_images, learnable_samples, r18_folder  # noqa: F401  (fixture)
+from .test_eval_support import learnable_samples, r18_folder  # noqa: F401  (fixture)
 
 
 def test_fewshot_episodes_on_separable_features():
@@ -59,27 +58,3 @@ def test_segmentation_trains_and_reports_dice_and_iou(r18_folder, tmp_path):
     # the squares cover a quarter of each image: predicting all foreground scores Dice 0.4
     assert test["dice"] > 0.4
     assert (tmp_path / "out" / "segment.json").is_file() and (tmp_path / "out" / "splits.json").is_file()
-
-
-def test_occlusion_saliency_writes_png_and_diffusion(r18_folder, tmp_path):
-    from ssl_zoo.evaluation.saliency import attentive_diffusion, saliency
-
-    assert attentive_diffusion(np.array([[0.0, 0.0], [0.0, 1.0]])) == 25.0
-    images = list(brightness_images(np.array([0, 1]), seed=0))
-    record = saliency(r18_folder, images, tmp_path, window=8, stride=4, image_size=32, progress=False)
-    assert len(record["images"]) == 2
-    for entry in record["images"]:
-        assert 0 < entry["attentive_diffusion"] < 100
-        assert (tmp_path / entry["png"].split("/")[-1]).stat().st_size > 5_000
-
-
-def test_invariance_identity_transform_is_perfectly_invariant(r18_folder):
-    from ssl_zoo.evaluation.invariance import invariance
-
-    data = learnable_samples(24)
-    record = invariance(r18_folder, data, transforms={"identity": lambda x: x, "flip": lambda x: x.flip(-1)},
-                        copies=1, image_size=32, progress=False)
-    identity, flip = record["transforms"]["identity"], record["transforms"]["flip"]
-    assert identity["mahalanobis"] == pytest.approx(0.0, abs=1e-6)
-    assert identity["cosine_similarity"] == pytest.approx(1.0, abs=1e-6)
-    assert flip["mahalanobis"] > 0.0 and flip["cosine_similarity"] < 1.0

@@ -385,7 +385,8 @@ def test_cli_lists_presets_and_records_command_line_overrides(r18_folder, tmp_pa
 
     assert main(["presets"]) == 0
     listing = capsys.readouterr().out
-    assert "ssl-transfer (default for fewshot, finetune, linear)" in listing and "[segment]" in listing
+    assert "ssl-transfer (default for fewshot, finetune, invariance, linear, multiview, reconstruction, saliency)" \
+        in listing and "[segment]" in listing and "[saliency]" in listing
     data = learnable_samples(40, classes=2)
     np.savez(tmp_path / "data.npz", train_images=data.items[:30], train_labels=data.targets[:30, None],
              test_images=data.items[30:], test_labels=data.targets[30:, None])

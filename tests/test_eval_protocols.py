@@ -64,18 +64,3 @@ def test_finetune_beats_chance_with_trials_and_label_fraction(r18_folder, tmp_pa
     assert record["preset"]["preset"] == "benchmark-transfer" and record["normalization"]["applied"] == "imagenet"
     assert set(record["preset"]["overridden"]) == {"epochs", "patience", "lr", "batch_size", "image_size"}
     assert (tmp_path / "finetune.json").is_file()
-
-
-def test_compare_writes_table_and_label_efficiency_plot(r18_folder, tmp_path):
-    from ssl_zoo.evaluation.compare import compare
-
-    result = compare([r18_folder], learnable_samples(60), tmp_path, protocol="probe", label_fractions=(0.25, 1.0),
-                     trials=2, image_size=32, progress=False)
-    assert [r["label_fraction"] for r in result["rows"]] == [0.25, 1.0]
-    assert all(r["n"] == 2 for r in result["rows"])
-    for name in ("runs.csv", "results.csv", "results.md", "label_efficiency.png", "runs"):
-        assert (tmp_path / name).exists()
-    assert (tmp_path / "label_efficiency.png").stat().st_size > 10_000
-    markdown = (tmp_path / "results.md").read_text().splitlines()
-    assert markdown[0] == "| model | auc @ 25% labels | auc @ 100% labels |" and len(markdown) == 3
-    assert len((tmp_path / "runs.csv").read_text().splitlines()) == 1 + 2 * 2

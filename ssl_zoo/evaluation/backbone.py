@@ -26,13 +26,17 @@ class Backbone:
     fingerprint: str
 
 
-def load_backbone(ref: str | Path, *, in_chans: int = 3, num_classes: int = 0, progress: bool = True) -> Backbone:
-    """``ssl_zoo.load(ref, num_classes=..., in_chans=...)`` plus its folder and fingerprint."""
+def load_backbone(ref: str | Path, *, in_chans: int = 3, num_classes: int = 0, progress: bool = True,
+                  guard: bool = True) -> Backbone:
+    """``ssl_zoo.load(ref, num_classes=..., in_chans=..., guard=...)`` plus its folder and fingerprint.
+
+    ``guard=False`` for a protocol that feeds un-normalised input on purpose (the paper's reconstruction does).
+    """
     from ..loading import load
     from ..resolve import resolve_folder
 
     folder = resolve_folder(ref, progress=progress)
-    model = load(folder, num_classes=num_classes, in_chans=in_chans, progress=progress)
+    model = load(folder, num_classes=num_classes, in_chans=in_chans, progress=progress, guard=guard)
     return Backbone(str(ref), folder, model, folder_fingerprint(folder, in_chans))
 
 

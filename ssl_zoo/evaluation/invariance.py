@@ -1,85 +1,255 @@
-"""Invariance of features to image transforms (SSL_medicalimaging ``invariances.py``, after Ericsson et al.).
+"""Invariance of features to image transforms and across views (SSL_medicalimaging ``invariances*.py``).
 
-For each transform, every image's clean features ``f`` are compared with those of its transformed copies ``g``:
-Mahalanobis distance ``sqrt((f - g)^T S^-1 (f - g))`` with ``S`` the feature covariance of the clean images plus
-``eps * I``, and the cosine similarity of the whitened, mean-centred features ``(mu - f) L`` and ``(mu - g) L``
-(``L`` the Cholesky factor of ``S^-1``). Reported: the mean over images and copies per transform.
+Upstream, step by step (``invariances.py``): seed ``np.random`` with 0; the feature mean ``mu`` and covariance
+``S`` come from the dataset's clean images (``Resize(256)`` + ``CenterCrop(224)``): all of them when there are
+fewer than 1000, else ``max(1000, 10 %)`` indices drawn *with replacement*; ``S += 1e-6 I``; ``L`` is the
+Cholesky factor of ``S^-1``. Then ``num_images`` (100) indices are drawn with replacement and every image is
+compared with each of its ``k`` transformed copies (``invariance_transforms``): Mahalanobis distance
+``sqrt((f - g)^T S^-1 (f - g))`` and cosine similarity of ``(mu - f) L`` and ``(mu - g) L``. Reported per family:
+the nan-mean over images, then the mean over copies. ``invariances_multiview.py`` scores pairs of views of the
+same patient/study (from ``Samples.groups``) the same way, at ``Resize(224, bicubic)`` + ``CenterCrop(224)``.
+Computed in float64 (upstream: a float32 Cholesky factor).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Sequence
 
 import numpy as np
 
+from ..errors import DatasetError
+from .analysis_input import analysis_normalization, normalize_unit, resize_crop, rgb_image, to_unit
 from ..progress import bar
 from .backbone import load_backbone
 from .data import Samples
-from .preprocess import build_transform
+from .invariance_stats import Whitening, covariance_draw, pair_scores, whitening
+from .invariance_transforms import FAMILIES, apply, default_k, sweep
+from .plots import draw_or_warn, invariance_plot
 from .results import write_json
 
 
-def default_transforms(size: int) -> dict[str, Callable[[Any], Any]]:
-    """Named random transforms of a (C, size, size) tensor, from torchvision."""
-    from torchvision.transforms import v2
+@dataclass(frozen=True)
+class InvarianceSettings:
+    """The settings of the synthetic-transform invariance (preset table ``[invariance]``).
 
-    return {"rotation": v2.RandomRotation(30), "horizontal_flip": v2.RandomHorizontalFlip(1.0),
-            "resized_crop": v2.RandomResizedCrop(size, scale=(0.5, 1.0), antialias=True),
-            "translation": v2.RandomAffine(0, translate=(0.1, 0.1)), "blur": v2.GaussianBlur(5, sigma=(0.1, 2.0))}
+    Attributes:
+        transforms: The families scored (default all 18).
+        k: Copies per family; None: upstream's (256; 2 for on/off families; 7 for posterize).
+        num_images: Images drawn (with replacement) and scored.
+        resize: Shorter side before the centre crop.
+        crop_size: Centre crop.
+        interpolation: Resize interpolation of the clean images.
+        covariance_min: At least this many images for the covariance (all when the set is smaller).
+        covariance_share: ... or this share of the set, when larger.
+        eps: Ridge added to the covariance's diagonal.
+        normalization: A rule of ``preprocess.NORMALIZATIONS`` ("paper", "entry", ...).
+        seed: ``np.random.seed`` of the draws.
+    """
+
+    transforms: tuple[str, ...] = FAMILIES
+    k: int | None = None
+    num_images: int = 100
+    resize: int = 256
+    crop_size: int = 224
+    interpolation: str = "bilinear"
+    covariance_min: int = 1000
+    covariance_share: float = 0.1
+    eps: float = 1e-6
+    normalization: str = "paper"
+    seed: int = 0
 
 
-def whitening(clean: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean, inverse covariance (+ eps I) and the Cholesky factor of the inverse, from clean features."""
-    cov = np.cov(clean, rowvar=False) + eps * np.eye(clean.shape[1])
-    inv = np.linalg.inv(cov)
-    inv = (inv + inv.T) / 2  # symmetric to rounding, so Cholesky does not fail on it
-    return clean.mean(0), inv, np.linalg.cholesky(inv)
+@dataclass(frozen=True)
+class MultiviewSettings:
+    """The settings of the multi-view invariance (preset table ``[multiview]``); fields as ``InvarianceSettings``."""
+
+    num_images: int = 100
+    image_size: int = 224
+    interpolation: str = "bicubic"
+    covariance_min: int = 1000
+    covariance_share: float = 0.1
+    eps: float = 1e-6
+    normalization: str = "paper"
+    seed: int = 0
 
 
-def invariance_scores(clean: np.ndarray, moved: np.ndarray, mean: np.ndarray, inv_cov: np.ndarray,
-                      chol: np.ndarray) -> dict[str, float]:
-    """Mean Mahalanobis distance and whitened cosine similarity between rows of ``clean`` and ``moved``."""
-    diff = clean - moved
-    distance = np.sqrt(np.maximum(np.einsum("nd,de,ne->n", diff, inv_cov, diff), 0))
-    a, b = (mean - clean) @ chol, (mean - moved) @ chol
-    cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
-    return {"mahalanobis": float(distance.mean()), "cosine_similarity": float(cosine.mean())}
+class Features:
+    """The backbone and the input recipe: PIL images -> pooled features (float64 rows)."""
+
+    def __init__(self, model: str | Path, rule: str, *, in_chans: int, device: str | None, batch_size: int,
+                 progress: bool) -> None:
+        from ..runtime import pick_device
+
+        self.device = pick_device(device)
+        backbone = load_backbone(model, in_chans=in_chans, progress=progress)
+        self.net = backbone.model.eval().to(self.device)
+        self.norm, self.batch_size = analysis_normalization(backbone.folder, rule, in_chans), batch_size
+
+    def __call__(self, images: Sequence[Any]) -> np.ndarray:
+        import torch
+
+        tensors = [normalize_unit(to_unit(im), self.norm) for im in images]
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(tensors), self.batch_size):
+                batch = torch.stack(tensors[i:i + self.batch_size]).to(self.device)
+                out.append(self.net(batch).flatten(1).double().cpu().numpy())
+        return np.concatenate(out)
 
 
-def features_of(model: Any, tensors: Any, batch_size: int = 64) -> np.ndarray:
-    import torch
+def clean_features(features: Features, data: Samples, indices: Sequence[int], resize: int, crop: int,
+                   interpolation: str, progress: bool) -> np.ndarray:
+    """Features of ``data``'s images at ``indices`` after ``Resize(resize)`` + ``CenterCrop(crop)``, in chunks."""
+    chunks = [indices[i:i + 256] for i in range(0, len(indices), 256)]
+    return np.concatenate([features([resize_crop(rgb_image(data.load(int(i))), resize, crop, interpolation)
+                                     for i in chunk]) for chunk in bar(chunks, progress=progress,
+                                                                       desc="clean features")])
 
-    with torch.inference_mode():
-        return torch.cat([model(tensors[i:i + batch_size]).flatten(1) for i in range(0, len(tensors), batch_size)]
-                         ).double().numpy()
+
+def family_scores(features: Features, images: Sequence[Any], clean: np.ndarray, w: Whitening, family: str,
+                  s: InvarianceSettings) -> dict[str, float]:
+    """Mahalanobis distance and cosine similarity of one family: nan-mean over images, mean over copies."""
+    params = sweep(family, s.k or default_k(family), s.resize, s.crop_size)
+    distances, cosines = np.zeros((len(images), len(params))), np.zeros((len(images), len(params)))
+    for i, image in enumerate(images):
+        moved = features([apply(family, image, p, s.resize, s.crop_size) for p in params])
+        distances[i], cosines[i] = pair_scores(np.repeat(clean[i:i + 1], len(params), 0), moved, w)
+    return {"mahalanobis": float(np.nanmean(distances, 0).mean()),
+            "cosine_similarity": float(np.nanmean(cosines, 0).mean()), "copies": len(params)}
 
 
 def invariance(model: str | Path, data: Samples, *, out_dir: str | Path | None = None,
-               transforms: dict[str, Callable] | None = None, copies: int = 8, eps: float = 1e-6, seed: int = 0,
-               image_size: int | None = None, in_chans: int = 3, progress: bool = True) -> dict[str, Any]:
-    """Per-transform invariance of ``model``'s features on the images of ``data``.
+               covariance_data: Samples | None = None, preset: str | None = None, in_chans: int = 3,
+               device: str | None = None, batch_size: int = 64, progress: bool = True,
+               **overrides: Any) -> dict[str, Any]:
+    """Per-family invariance of ``model``'s features on images of ``data``.
+
+    Args:
+        model: A registry name or a model folder.
+        data: The dataset (all of its images, every split, as upstream concatenates train and test).
+        out_dir: Where ``invariance.json`` goes (nothing written when None).
+        covariance_data: A separate set for the feature mean and covariance (default ``data``).
+        preset: The preset (default "ssl-transfer"); ``overrides`` change single ``InvarianceSettings`` fields.
+        in_chans: Model input channels.
+        device: "cuda", "cpu", ...
+        batch_size: Images per forward pass.
+        progress: Progress bars on stderr.
 
     Returns:
-        ``{"model", "copies", "transforms": {name: {"mahalanobis", "cosine_similarity"}}}``; ``invariance.json``.
-    """
-    import torch
+        ``{"model", "preset", "normalization", "images", "covariance_images", "warnings", "transforms":
+        {family: {"mahalanobis", "cosine_similarity", "copies"}}}``.
 
-    backbone = load_backbone(model, in_chans=in_chans, progress=progress)
-    net = backbone.model.eval()
-    transform = build_transform(backbone.folder, net.pretrained_cfg, image_size=image_size, in_chans=in_chans)
-    images = torch.stack([transform(data.load(i)) for i in range(len(data))])
-    clean = features_of(net, images)
-    mean, inv_cov, chol = whitening(clean, eps)
-    torch.manual_seed(seed)
-    scores = {}
-    named = transforms or default_transforms(images.shape[-1])
-    for name, move in bar(named.items(), progress=progress, desc="transforms"):
-        per_copy = [invariance_scores(clean, features_of(net, torch.stack([move(x) for x in images])), mean, inv_cov,
-                                      chol) for _ in range(copies)]
-        scores[name] = {k: float(np.mean([p[k] for p in per_copy])) for k in per_copy[0]}
-    record = {"model": str(model), "images": len(images), "copies": copies, "eps": eps, "dataset": data.card,
-              "transforms": scores}
+    Raises:
+        DatasetError: An empty dataset or fewer than two covariance images.
+        UnknownPresetError / PresetError: An unknown preset or setting (e.g. a family name).
+
+    Example:
+        >>> invariance("moco-v2", read_dataset("retina.csv"), transforms=("rotation", "h_flip"))
+    """
+    from .presets import resolve
+
+    resolved = resolve("invariance", preset, **overrides)
+    s = resolved.settings
+    check_families(s.transforms)
+    if not len(data):
+        raise DatasetError("the invariance needs images; the dataset is empty")
+    features = Features(model, s.normalization, in_chans=in_chans, device=device, batch_size=batch_size,
+                        progress=progress)
+    rng = np.random.RandomState(s.seed)
+    w = fit_whitening(features, covariance_data or data, rng, s, s.resize, s.crop_size, progress)
+    chosen = rng.choice(np.arange(len(data)), s.num_images)
+    images = [rgb_image(data.load(int(i))) for i in chosen]
+    clean = features([resize_crop(im, s.resize, s.crop_size, s.interpolation) for im in images])
+    scores = {f: family_scores(features, images, clean, w, f, s)
+              for f in bar(s.transforms, progress=progress, desc="transform families")}
+    record = {"model": str(model), "preset": resolved.record(), "normalization": features.norm,
+              "dataset": data.card, "images": [int(i) for i in chosen], "covariance_images": w.images,
+              "warnings": w.warnings, "transforms": scores}
     if out_dir is not None:
+        title = f"{Path(str(model)).name}: invariance over {s.num_images} images ({w.images} for the covariance)" + (
+            "\nwarning: singular covariance, values not comparable (see invariance.json)" if w.warnings else "")
         write_json(Path(out_dir) / "invariance.json", record)
+        figures = draw_or_warn(lambda: invariance_plot(scores, Path(out_dir) / "invariance.png", title=title),
+                               "invariance figure")
+        record["figures"] = [str(f) for f in figures]
+        write_json(Path(out_dir) / "invariance.json", record)
+    return record
+
+
+def fit_whitening(features: Features, data: Samples, rng: np.random.RandomState, s: Any, resize: int, crop: int,
+                  progress: bool) -> Whitening:
+    """The ``Whitening`` of upstream's covariance draw from ``data``."""
+    drawn = covariance_draw(len(data), rng, s.covariance_min, s.covariance_share)
+    return whitening(clean_features(features, data, drawn, resize, crop, s.interpolation, progress), s.eps)
+
+
+def check_families(families: Sequence[str]) -> None:
+    """Refuse unknown family names, listing the valid ones."""
+    from ..errors import SettingError
+
+    unknown = sorted(set(families) - set(FAMILIES))
+    if unknown:
+        raise SettingError(f"unknown transform famil{'y' if len(unknown) == 1 else 'ies'} {unknown}; "
+                           f"valid: {', '.join(FAMILIES)}")
+
+
+def view_pairs(groups: np.ndarray | None) -> list[tuple[int, int]]:
+    """The first two images (dataset order) of every group with at least two.
+
+    Raises:
+        DatasetError: No groups, or no group with two images.
+    """
+    if groups is None:
+        raise DatasetError("multi-view invariance needs a patient/study column: give the CSV a 'group' column "
+                           "(or use a dataset card that has one)")
+    members: dict[Any, list[int]] = {}
+    for index, group in enumerate(groups.tolist()):
+        members.setdefault(group, []).append(index)
+    pairs = [(m[0], m[1]) for m in members.values() if len(m) >= 2]
+    if not pairs:
+        raise DatasetError("no patient/study group has two images: multi-view invariance needs pairs of views")
+    return pairs
+
+
+def multiview_invariance(model: str | Path, data: Samples, *, out_dir: str | Path | None = None,
+                         covariance_data: Samples | None = None, preset: str | None = None, in_chans: int = 3,
+                         device: str | None = None, batch_size: int = 64, progress: bool = True,
+                         **overrides: Any) -> dict[str, Any]:
+    """Invariance across views of the same patient/study (``invariances_multiview.py``).
+
+    Args:
+        model: A registry name or a model folder.
+        data: ``Samples`` with ``groups`` (the CSV's ``group`` column).
+        out_dir, covariance_data, preset, in_chans, device, batch_size, progress: As ``invariance``;
+            ``overrides`` change single ``MultiviewSettings`` fields.
+
+    Returns:
+        ``{"model", "preset", "normalization", "pairs", "covariance_images", "warnings", "multiview":
+        {"mahalanobis", "cosine_similarity"}}``.
+
+    Raises:
+        DatasetError: No groups or no pairs.
+    """
+    from .presets import resolve
+
+    resolved = resolve("multiview", preset, **overrides)
+    s = resolved.settings
+    pairs = view_pairs(getattr(data, "groups", None))
+    features = Features(model, s.normalization, in_chans=in_chans, device=device, batch_size=batch_size,
+                        progress=progress)
+    rng = np.random.RandomState(s.seed)
+    w = fit_whitening(features, covariance_data or data, rng, s, s.image_size, s.image_size, progress)
+    chosen = [pairs[i] for i in rng.choice(len(pairs), s.num_images)]
+    views = [clean_features(features, data, [p[side] for p in chosen], s.image_size, s.image_size,
+                            s.interpolation, progress) for side in (0, 1)]
+    distance, cosine = pair_scores(views[0], views[1], w)
+    record = {"model": str(model), "preset": resolved.record(), "normalization": features.norm,
+              "dataset": data.card, "pairs": [list(map(int, p)) for p in chosen], "covariance_images": w.images,
+              "warnings": w.warnings,
+              "multiview": {"mahalanobis": float(np.nanmean(distance)),
+                            "cosine_similarity": float(np.nanmean(cosine))}}
+    if out_dir is not None:
+        write_json(Path(out_dir) / "multiview.json", record)
     return record

@@ -30,6 +30,10 @@ PROTOCOL_SETTINGS: dict[str, str] = {
     "finetune": "ssl_zoo.evaluation.finetune:FinetuneSettings",
     "fewshot": "ssl_zoo.evaluation.fewshot:FewshotSettings",
     "segment": "ssl_zoo.evaluation.segment:SegmentSettings",
+    "saliency": "ssl_zoo.evaluation.saliency:SaliencySettings",
+    "invariance": "ssl_zoo.evaluation.invariance:InvarianceSettings",
+    "multiview": "ssl_zoo.evaluation.invariance:MultiviewSettings",
+    "reconstruction": "ssl_zoo.evaluation.reconstruction:ReconstructionSettings",
 }
 
 # protocol -> the preset of the paper the protocol comes from
@@ -38,6 +42,10 @@ DEFAULT_PRESET: dict[str, str] = {
     "finetune": "ssl-transfer",
     "fewshot": "ssl-transfer",
     "segment": "benchmark-transfer",
+    "saliency": "ssl-transfer",
+    "invariance": "ssl-transfer",
+    "multiview": "ssl-transfer",
+    "reconstruction": "ssl-transfer",
 }
 
 

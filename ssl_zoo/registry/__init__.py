@@ -20,9 +20,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["Entry", "Preprocessing", "Source", "all_entries", "get_entry", "list_models"]
+__all__ = ["Entry", "Preprocessing", "Source", "all_entries", "get_entry", "list_models", "metric_entries",
+           "get_metric_entry"]
 
 CATALOG_DIR = Path(__file__).parent / "catalog"
+METRICS_DIR = Path(__file__).parent / "metrics"  # networks of metrics (LPIPS): pulled like entries, never listed
 PRESETS_FILE = "_presets.toml"
 
 
@@ -53,6 +55,33 @@ def all_entries() -> dict[str, Entry]:
                 raise RegistryError(f"{path.name}: [{name}] is defined twice")
             entries[name] = parse_entry(name, table, _presets())
     return entries
+
+
+@functools.cache
+def metric_entries() -> dict[str, Entry]:
+    """The networks of metrics (``metrics/*.toml``, e.g. "lpips-alex"), parsed like entries; not in ``list``.
+
+    Raises:
+        RegistryError: If a file breaks the schema.
+    """
+    return {name: parse_entry(name, table, _presets())
+            for path in sorted(METRICS_DIR.glob("*.toml")) for name, table in _read_toml(path).items()}
+
+
+def get_metric_entry(name: str) -> Entry:
+    """The metric network called ``name``.
+
+    Raises:
+        UnknownModelError: No such network; the message lists them.
+
+    Example:
+        >>> get_metric_entry("lpips-alex").arch
+        'alexnet'
+    """
+    entries = metric_entries()
+    if name not in entries:
+        raise UnknownModelError(f"unknown metric network {name!r}; known: {', '.join(sorted(entries))}")
+    return entries[name]
 
 
 def get_entry(name: str) -> Entry:
