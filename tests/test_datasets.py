@@ -372,7 +372,7 @@ def test_card_schema_rejects_unknown_keys_and_bad_values():
              "conventions": [{"name": "c", "description": "d"}]}
     assert parse_card("x", table).intensity.recipe == "auto"
     for bad, message in (({"colour": 1}, "unknown key"), ({"metric": "f1"}, "metric must be"),
-                         ({"intensity": {"recipe": "window:5,1"}}, "LOW < HIGH"),
+                         ({"intensity": {"recipe": "window:5,1"}}, "needs low < high"),
                          ({"intensity": {"window": [1, 2]}}, "unknown key"),
                          ({"conventions": [{"name": "c", "description": "d", "uncertain": "maybe"}]}, "uncertain"),
                          ({"files": {"a.npz": "0"}, "registration": True}, "no downloadable files")):

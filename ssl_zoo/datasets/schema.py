@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..errors import RegistryError
+from ..errors import IntensityError, RegistryError
+from ..registry.intensity import parse_intensity as recipe_of
 
 TASKS = ("binary", "multiclass", "multilabel", "segmentation")
 METRICS = ("auc", "accuracy", "mean_per_class_accuracy", "dice")
 UNCERTAIN = ("ones", "zeros", "lsr-ones", "lsr-zeros")
 VIEWS = ("all", "frontal")
-NUMBER = r"-?\d+(\.\d+)?"
-RECIPE_RE = re.compile(rf"^(auto|minmax|file-window|window:{NUMBER},{NUMBER})$")
 
 
 @dataclass(frozen=True)
@@ -39,10 +37,7 @@ class CardIntensity:
     @property
     def window(self) -> tuple[float, float] | None:
         """(low, high) of a "window:LOW,HIGH" recipe, else None."""
-        if not self.recipe.startswith("window:"):
-            return None
-        low, high = (float(v) for v in self.recipe[len("window:"):].split(","))
-        return low, high
+        return recipe_of(self.recipe).window
 
 
 @dataclass(frozen=True)
@@ -182,10 +177,10 @@ def parse_convention(where: str, data: Mapping[str, Any]) -> Convention:
 def parse_intensity(where: str, data: Mapping[str, Any]) -> CardIntensity:
     """Build a ``CardIntensity`` from a TOML table, rejecting unknown keys and malformed recipes."""
     intensity = _build(where, CardIntensity, data, ())
-    if not RECIPE_RE.match(intensity.recipe):
-        raise RegistryError(f"{where}: recipe must be auto, minmax, file-window or window:LOW,HIGH")
-    if intensity.window and intensity.window[0] >= intensity.window[1]:
-        raise RegistryError(f"{where}: a window needs LOW < HIGH")
+    try:
+        recipe_of(intensity.recipe)  # the one grammar of recipes, shared with registry entries
+    except IntensityError as exc:
+        raise RegistryError(f"{where}: {exc}") from None
     return intensity
 
 
