@@ -236,3 +236,17 @@ def test_real_probe_records_scores_and_compare_p_values_match_a_hand_computation
     again = compare_module.compare([r18_folder, other], data, tmp_path / "out", test="delong", **options)  # resumed
     by_hand = max(hand_delong(y, a, b)[2] for a, b in zip(scores[other], scores[r18_folder]))
     assert next(r for r in again["rows"] if r["model"] == str(other))["p_value"] == pytest.approx(by_hand, rel=1e-9)
+
+
+def test_a_record_whose_scores_file_is_missing_is_one_clear_error(tmp_path):
+    from ssl_zoo.errors import ResumeError
+    from ssl_zoo.evaluation.report import read_record, report_trials
+
+    parts = {k: binary_samples(10) for k in ("train", "val", "test")}
+    runs = [{"test": {"auc": 0.5}, "train_indices": [0], "test_scores": np.linspace(0, 1, 10)}]
+    report_trials("linear-probe", "m", parts, {}, runs, seed=0, label_fraction=1.0, metrics=("auc",),
+                  out_dir=tmp_path, filename="probe.json")
+    assert read_record(tmp_path / "probe.json")["trials"][0]["test_scores"] == pytest.approx(np.linspace(0, 1, 10))
+    (tmp_path / "test_scores-trial-0.npy").unlink()
+    with pytest.raises(ResumeError, match="test_scores-trial-0.npy, which is missing; delete probe.json"):
+        read_record(tmp_path / "probe.json")

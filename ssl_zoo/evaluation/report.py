@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..errors import ResumeError
 from ..store.atomic import write_atomic
 from .data import Samples
 from .results import write_json
@@ -54,13 +55,18 @@ def read_record(path: str | Path) -> dict[str, Any]:
     """A ``<protocol>.json`` record with each trial's ``test_scores`` file (named in it) loaded as an array.
 
     Raises:
-        FileNotFoundError: The record, or a scores file it names, is missing.
+        FileNotFoundError: The record is missing.
+        ResumeError: A scores file the record names is missing.
     """
     path = Path(path)
     record = json.loads(path.read_text())
     for trial in record.get("trials", []):
         if isinstance(trial.get("test_scores"), str):  # a file beside the record (inline lists stay as they are)
-            trial["test_scores"] = np.load(path.parent / Path(trial["test_scores"]).name, allow_pickle=False)
+            scores = path.parent / Path(trial["test_scores"]).name
+            if not scores.is_file():
+                raise ResumeError(f"{path} names {scores.name}, which is missing; delete {path.name} to run it "
+                                  f"again, or use a new output folder")
+            trial["test_scores"] = np.load(scores, allow_pickle=False)
     return record
 
 
