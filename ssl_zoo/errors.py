@@ -197,3 +197,19 @@ class PictureWarning(UserWarning):
 class StatisticWarning(UserWarning):
     """A result computed on data too small to support it (a singular covariance, one class in a test set): the
     number is reported, with this warning saying why it should not be trusted and what to give instead."""
+
+
+class UnknownViewRecipeError(SslZooError, KeyError):
+    """A view recipe name that ``pretraining/views.toml`` does not define."""
+
+
+class MonitorSetupError(SslZooError, ValueError):
+    """Watching a pre-training run was asked for in a way the run cannot do."""
+
+
+class WandbMissingError(SslZooError, ImportError):
+    """Weights & Biases logging was asked for but ``wandb`` is not installed."""
+
+
+class IntensityError(SslZooError, ValueError):
+    """An intensity recipe that is malformed, or pixels it cannot map to [0, 1]."""

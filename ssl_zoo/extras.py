@@ -11,7 +11,7 @@ from .errors import MissingExtraError
 EXTRA_OF = {
     "sklearn": "eval", "torchmetrics": "eval", "matplotlib": "eval",
     "segmentation_models_pytorch": "medical", "pydicom": "medical", "nibabel": "medical",
-    "huggingface_hub": "hub", "monai": "monai", "tensorflow": "tf", "jax": "jax", "haiku": "jax", "dill": "jax",
+    "huggingface_hub": "hub", "monai": "monai", "kornia": "pretrain", "tensorboard": "pretrain", "tensorflow": "tf", "jax": "jax", "haiku": "jax", "dill": "jax",
 }
 
 

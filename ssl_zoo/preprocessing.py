@@ -3,8 +3,9 @@
 The callable takes a PIL image, a numpy array or a torch tensor and returns a float32 tensor ``(C, H, W)``
 (``(C, D1, D2, D3)`` for a 3-D entry) ready for the model. Steps, in order:
 
-1. intensities to [0,1]: clip to the entry's ``window`` and map it to [0,1] (CT in Hounsfield units); without a
-   window, ``uint8`` is divided by 255, other integer types (a DICOM pixel array, 16-bit PNG) and floats outside
+1. intensities to [0,1] by the entry's intensity recipe (``ssl_zoo.intensity``): clip to its ``window`` and map
+   it to [0,1] (CT in Hounsfield units), or "minmax" over the image (the LIDC models' slices); by default
+   ``uint8`` is divided by 255, other integer types (a DICOM pixel array, 16-bit PNG) and floats outside
    [0,1] are min-max scaled over the image, floats already in [0,1] are kept;
 2. channels: colour reduced to luminance for grayscale entries (or when ``in_chans=1``);
 3. geometry (2-D only): resize the shorter side and center-crop at evaluation, random-resized-crop and
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import ImageInputError, ModelFolderError, OptionError
 from .frameworks import check_framework, require_monai
+from .intensity import Intensity, scale_to_unit
 from .registry import Preprocessing, get_entry
 from .registry.schema import parse_preprocessing
 from .resolve import RefKind, reference_kind, resolve_folder
@@ -120,7 +122,7 @@ class _Pipeline:
         return f"ssl_zoo.transforms({self.pre.describe()}, train={self.train}, channels={self.channels})"
 
     def __call__(self, image: Any) -> "torch.Tensor":
-        x = to_unit_tensor(image, self.pre.window, self.pre.spatial_dims)
+        x = to_unit_tensor(image, self.pre.intensity_recipe, self.pre.spatial_dims)
         if self.pre.grayscale or self.channels == 1:
             x = to_luminance(x)
         if self.pre.spatial_dims == 2:
@@ -148,8 +150,12 @@ def resize_and_crop(x: "torch.Tensor", pre: Preprocessing, train: bool) -> "torc
     return v2.Compose(steps)(x).clamp_(0.0, 1.0)  # bicubic overshoots; equalisation expects [0,1]
 
 
-def to_unit_tensor(image: Any, window: tuple[float, float] | None, spatial_dims: int = 2) -> "torch.Tensor":
-    """``image`` as a float32 channels-first tensor with intensities in [0,1] (step 1 of the module doc)."""
+def to_unit_tensor(image: Any, intensity: "Intensity | tuple[float, float] | None",
+                   spatial_dims: int = 2) -> "torch.Tensor":
+    """``image`` as a float32 channels-first tensor with intensities in [0,1] (step 1 of the module doc).
+
+    ``intensity``: an intensity recipe, a (low, high) window, or None for "auto".
+    """
     import numpy as np
     import torch
 
@@ -162,8 +168,11 @@ def to_unit_tensor(image: Any, window: tuple[float, float] | None, spatial_dims:
         raise ImageInputError(f"expected a {spatial_dims}-D image (optionally with channels), got shape {array.shape}")
     if array.shape[0] == 4:
         array = array[:3]  # alpha carries no intensity
-    values = torch.from_numpy(scale_to_unit(array, window).astype(np.float32, copy=False))
-    return values
+    if array.dtype == np.bool_:
+        return torch.from_numpy(array.astype(np.float32))
+    if isinstance(intensity, tuple):
+        intensity = Intensity("window", (float(intensity[0]), float(intensity[1])))
+    return torch.from_numpy(scale_to_unit(array, intensity or Intensity()))
 
 
 def _as_array(image: Any) -> Any:
@@ -178,24 +187,6 @@ def _as_array(image: Any) -> Any:
         keep = ("L", "RGB", "I", "I;16", "F")
         return np.asarray(image if image.mode in keep else image.convert("RGB"))
     raise ImageInputError(f"cannot read {type(image).__name__} as an image: pass a PIL image, a numpy array or a tensor")
-
-
-def scale_to_unit(array: Any, window: tuple[float, float] | None) -> Any:
-    """Step 1 of the module doc on a numpy array: intensities to [0,1] (float64; bool to float32)."""
-    import numpy as np
-
-    if array.dtype == np.bool_:
-        return array.astype(np.float32)
-    if window is not None:
-        low, high = window
-        return (np.clip(array.astype(np.float64), low, high) - low) / (high - low)
-    if array.dtype == np.uint8:
-        return array / 255.0
-    values = array.astype(np.float64)
-    if np.issubdtype(array.dtype, np.floating) and values.min() >= 0.0 and values.max() <= 1.0:
-        return values
-    low, high = values.min(), values.max()
-    return (values - low) / (high - low) if high > low else np.zeros_like(values)
 
 
 def to_luminance(x: "torch.Tensor") -> "torch.Tensor":

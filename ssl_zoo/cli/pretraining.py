@@ -50,14 +50,18 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     if missing:
         args.parser.error(f"the following arguments are required: {', '.join(missing)}")
     from ..pretraining import pretrain
+    from ..pretraining.monitor import MonitorSettings
 
+    watch = MonitorSettings(val_fraction=args.val_fraction, select=args.select, early_stop=args.early_stop,
+                            probe_data=args.monitor, probe=args.monitor_probe, probe_every=args.monitor_every,
+                            wandb=args.wandb)
     written = pretrain(args.method, args.data, args.out, preset=args.preset, epochs=args.epochs,
                        batch_size=args.batch_size, arch=args.arch, image_size=args.image_size, init=args.init,
                        resume=args.resume, overwrite=args.overwrite, compile=args.compile, device=args.device,
                        workers=args.workers, lr=args.lr, weight_decay=args.weight_decay,
                        warmup_epochs=args.warmup_epochs, clip=args.clip, seed=args.seed,
                        checkpoint_every=args.checkpoint_every, options=dict(args.option),
-                       progress=progress_enabled(args))
+                       progress=progress_enabled(args), views=args.views, intensity=args.intensity, watch=watch)
     if args.json:
         print(json.dumps({k: str(v) for k, v in written.items()}, indent=2))
     else:
@@ -72,7 +76,8 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
                  "pre-train a backbone with a self-supervised method; writes RUN_DIR/model (and RUN_DIR/unet)")
     p.set_defaults(parser=p)
     p.add_argument("--method", choices=METHODS, help="required unless --list-presets")
-    p.add_argument("--data", metavar="DIR", help="images, .npy/.npz arrays or NIfTI volumes")
+    p.add_argument("--data", metavar="DIR",
+                   help="images, .npy/.npz arrays, NIfTI volumes or DICOM files (a series of slices is a volume)")
     p.add_argument("--out", metavar="RUN_DIR", help="checkpoint, loss curve and model folders")
     p.add_argument("--preset", metavar="NAME", help="a named recipe (default: the method's paper recipe); "
                    "see --list-presets")
@@ -80,6 +85,24 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=positive_int, help="default: the recipe's")
     p.add_argument("--batch-size", type=positive_int, help="global batch over all processes (default: the recipe's; "
                    "the learning rate scales with it where the paper scales it)")
+    p.add_argument("--intensity", metavar="RECIPE|NAME", help="how pixels become [0, 1]: auto (default), minmax "
+                   "(per slice, e.g. LIDC CT), window:LOW,HIGH (e.g. window:-1000,1000 HU), file-window (DICOM VOI), "
+                   "or a registry entry / dataset card whose recipe to use")
+    p.add_argument("--views", choices=("auto", "device", "workers"), default="auto",
+                   help="draw the augmented views batched on the device (kornia) or per sample in the workers "
+                        "(default auto: the device on CUDA)")
+    p.add_argument("--val-fraction", type=float, default=0.05,
+                   help="share of the volumes/patients/images held out for the per-epoch validation loss "
+                        "(default 0.05; 0: none)")
+    p.add_argument("--select", choices=("last", "best-validation"),
+                   help="the output model: last or the lowest validation loss (default: the method's paper)")
+    p.add_argument("--early-stop", type=int, metavar="EPOCHS",
+                   help="stop after EPOCHS epochs without a lower validation loss (default: the method's paper)")
+    p.add_argument("--monitor", metavar="DATA", help="a small labelled set (class folders, CSV, .npz): "
+                   "k-NN or linear-probe accuracy during training")
+    p.add_argument("--monitor-probe", choices=("knn", "linear"), default="knn")
+    p.add_argument("--monitor-every", type=int, default=1, metavar="EPOCHS")
+    p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (needs wandb installed)")
     p.add_argument("--arch", default="resnet50", help="resnet50 (default), resnet18 or densenet121 (not spark)")
     p.add_argument("--image-size", type=positive_int, help="default: the recipe's (224; magical-medmnist 28)")
     p.add_argument("--init", metavar="NAME|FOLDER|RUN_DIR",

@@ -53,34 +53,13 @@ def _read_pil(path: Path) -> np.ndarray:
 
 
 def read_dicom(path: Path, *, window: tuple[float, float] | None = None) -> np.ndarray:
-    """A DICOM image in uint8: rescaled to modality units, windowed, MONOCHROME1 inverted (bright = dense)."""
-    with extra_imports():
-        import pydicom
+    """A DICOM image in uint8 through the shared intensity recipe (``ssl_zoo.intensity.read_dicom``): rescaled
+    to modality units, the file's VOI window (else its full range) or ``window`` = (center, width),
+    MONOCHROME1 inverted (bright = dense)."""
+    from ..intensity import Intensity, read_dicom as read_unit
 
-    ds = pydicom.dcmread(path)
-    pixels = ds.pixel_array.astype(np.float64)
-    pixels = pixels * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0) or 0)
-    center, width = window or _file_window(ds, pixels)
-    scaled = to_uint8(pixels, center - width / 2, center + width / 2)
-    # MONOCHROME1 stores dense tissue as low values; invert so that every image reads like MONOCHROME2.
-    return 255 - scaled if ds.get("PhotometricInterpretation") == "MONOCHROME1" else scaled
-
-
-def _file_window(ds, pixels: np.ndarray) -> tuple[float, float]:
-    """The file's first VOI window (center, width), or the full pixel range when it has none."""
-    center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
-    if center is None or width is None:
-        low, high = float(pixels.min()), float(pixels.max())
-        return (low + high) / 2, max(high - low, 1.0)
-    return _first(center), max(_first(width), 1.0)
-
-
-def _first(value) -> float:
-    """A DICOM number that may be multi-valued (several windows): its first value."""
-    with extra_imports():
-        from pydicom.multival import MultiValue
-
-    return float(value[0] if isinstance(value, MultiValue) else value)
+    recipe = None if window is None else Intensity("window", (window[0] - window[1] / 2, window[0] + window[1] / 2))
+    return np.round(read_unit(path, recipe) * 255).astype(np.uint8)
 
 
 def read_nifti_slice(path: Path, *, slice_index: int | None = None) -> np.ndarray:

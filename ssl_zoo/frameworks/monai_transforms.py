@@ -27,7 +27,8 @@ import torch
 from monai.transforms import Compose, EnsureType, Lambdad, NormalizeIntensity, ScaleIntensityRange, Transform
 from monai.utils import convert_data_type
 
-from ..preprocessing import equalize_histogram, resize_and_crop, scale_to_unit, to_luminance
+from ..intensity import Intensity, scale_to_unit
+from ..preprocessing import equalize_histogram, resize_and_crop, to_luminance
 from ..registry import Preprocessing
 
 
@@ -41,7 +42,7 @@ class UnitRange(Transform):
     def __call__(self, img: Any) -> torch.Tensor:
         array = convert_data_type(img, np.ndarray)[0]
         array = array[:3] if array.shape[0] == 4 else array
-        return torch.from_numpy(scale_to_unit(array, None).astype(np.float32, copy=False))
+        return torch.from_numpy(scale_to_unit(array, Intensity()))
 
 
 class Luminance(Transform):

@@ -1,11 +1,55 @@
-"""The methods' own augmentations, on (C, H, W) float tensors in [0, 1], drawn from torch's RNG.
+"""The methods' augmentations on the CPU, per sample, on (C, H, W) float tensors in [0, 1], from torch's RNG.
 
 Only torch's RNG is used (no ``random``/NumPy), so seeding it per sample makes every view reproducible.
+``recipe_views`` is the CPU path of the generic view recipes (``views.py``); on a GPU the loop draws the same
+recipes batched on the device instead.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import torch
 from torchvision.transforms import v2
+
+from .views import CropSpec, ViewRecipe, view_recipe
+
+
+def crop_transform(crop: CropSpec) -> v2.Transform:
+    """One crop kind of a view recipe as a per-sample torchvision pipeline (the CPU twin of ``views.make_views``)."""
+    steps: list[v2.Transform] = []
+    if crop.rotate:
+        steps.append(v2.RandomApply([v2.RandomRotation(crop.degrees)], p=crop.rotate))
+    steps.append(v2.RandomResizedCrop(crop.size, scale=crop.scale, ratio=crop.ratio, antialias=True))
+    if crop.hflip:
+        steps.append(v2.RandomHorizontalFlip(crop.hflip))
+    if crop.vflip:
+        steps.append(v2.RandomVerticalFlip(crop.vflip))
+    if crop.jitter_p:
+        steps.append(v2.RandomApply([v2.ColorJitter(*crop.jitter)], p=crop.jitter_p))
+    if crop.grey:
+        steps.append(v2.RandomGrayscale(crop.grey))
+    if crop.blur:
+        steps.append(v2.RandomApply([v2.GaussianBlur(crop.kernel, sigma=crop.sigma)], p=crop.blur))
+    if crop.solarize:
+        steps.append(v2.RandomSolarize(0.5, p=crop.solarize))
+    return v2.Compose(steps)
+
+
+class RecipeViews:
+    """A view recipe on the CPU: ``views(image, meta)`` -> {key: view}; a class so it pickles into workers."""
+
+    def __init__(self, recipe: ViewRecipe):
+        self.recipe = recipe
+        self.transforms = [(crop.keys, crop_transform(crop)) for crop in recipe.crops]
+
+    def __call__(self, image: torch.Tensor, meta: dict[str, float]) -> dict[str, torch.Tensor]:
+        return {key: transform(image) for keys, transform in self.transforms for key in keys}
+
+
+def recipe_views(recipe: ViewRecipe) -> RecipeViews:
+    """The per-sample CPU views of ``recipe`` (what the data-loader workers run on a CPU run)."""
+    return RecipeViews(recipe)
 
 
 def crop(size: int, scale: tuple[float, float]) -> v2.Transform:
@@ -26,9 +70,9 @@ def colour(strength: float = 0.4, hue: float = 0.1, p: float = 0.8, grey: float 
 
 def moco_v2(size: int) -> v2.Transform:
     """MoCo-v2 ``aug-plus``: crop 0.2-1, jitter 0.4/0.1 p 0.8, grey 0.2, blur 0.5, horizontal flip."""
-    return v2.Compose([crop(size, (0.2, 1.0)), colour(size=size), v2.RandomHorizontalFlip()])
+    return crop_transform(view_recipe("moco-v2", size=size).crops[0])
 
 
 def simclr(size: int, scale: tuple[float, float] = (0.08, 1.0)) -> v2.Transform:
     """SimCLR: crop 0.08-1, flip, jitter 0.8/0.2 p 0.8, grey 0.2, blur 0.5."""
-    return v2.Compose([crop(size, scale), v2.RandomHorizontalFlip(), colour(0.8, 0.2, size=size)])
+    return crop_transform(replace(view_recipe("simclr", size=size).crops[0], scale=scale))

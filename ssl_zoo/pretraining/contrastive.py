@@ -58,6 +58,7 @@ class MoCoV2(_Backboned):
     """Query encoder + MLP head, momentum key encoder, a FIFO queue of negatives, InfoNCE."""
 
     name = "moco-v2"
+    view_recipe = "moco-v2"  # views.toml: drawn on the device on CUDA, in the workers otherwise
     paper = "Improved Baselines with Momentum Contrastive Learning (arXiv:2003.04297)"
     view_recipe = "moco-v2"
     defaults = {"dim": 128, "queue": 65536, "momentum": 0.999, "tau": 0.2}
@@ -93,6 +94,7 @@ class SimCLR(_Backboned):
     """Backbone + 2-layer BN projector, NT-Xent over the (gathered) 2N views."""
 
     name = "simclr"
+    view_recipe = "simclr"  # views.toml: drawn on the device on CUDA, in the workers otherwise
     paper = "A Simple Framework for Contrastive Learning of Visual Representations (arXiv:2002.05709)"
     view_recipe = "simclr"
     defaults = {"dim": 128, "tau": 0.1}
@@ -111,6 +113,7 @@ class BYOL(_Backboned):
     """Online backbone + projector + predictor regressing a momentum target; τ follows a cosine to 1."""
 
     name = "byol"
+    view_recipe = "byol"  # views.toml: drawn on the device on CUDA, in the workers otherwise
     paper = "Bootstrap Your Own Latent (arXiv:2006.07733)"
     view_recipe = "byol"
     defaults = {"hidden": 4096, "dim": 256, "momentum": 0.996}
@@ -147,6 +150,7 @@ class SwAV(_Backboned):
     """Multi-crop views, prototypes, Sinkhorn codes of the two large crops predicted from every other crop."""
 
     name = "swav"
+    view_recipe = "swav"  # views.toml: drawn on the device on CUDA, in the workers otherwise
     paper = "Unsupervised Learning of Visual Features by Contrasting Cluster Assignments (arXiv:2006.09882)"
     view_recipe = "swav"
     unused_parameters = True  # the prototypes get no gradient while frozen
@@ -216,6 +220,7 @@ class BarlowTwins(_Backboned):
     """Backbone + 3-layer BN projector; the cross-correlation of the two views' embeddings towards identity."""
 
     name = "barlow-twins"
+    view_recipe = "barlow-twins"  # views.toml: drawn on the device on CUDA, in the workers otherwise
     paper = "Barlow Twins: Self-Supervised Learning via Redundancy Reduction (arXiv:2103.03230)"
     view_recipe = "barlow-twins"
     defaults = {"hidden": 8192, "lambd": 0.0051}

@@ -1,8 +1,11 @@
-"""Unlabelled training data: an image folder, ``.npy``/``.npz`` arrays or NIfTI volumes, in a resumable order.
+"""Unlabelled training data: images, ``.npy``/``.npz`` arrays, NIfTI volumes and DICOM files, in a resumable order.
 
-Every sample becomes a (C, S, S) float tensor in [0, 1] (uint8 / 255, other types min-max scaled per image,
-grey repeated to C channels), then the method's ``views``. Slices of volumes carry their volume index and
-relative position, which Chaitanya et al.'s partition-aware loss needs.
+Every sample is read through one intensity recipe (``ssl_zoo.intensity``: by default uint8 / 255 and other
+types min-max scaled per image or slice; a DICOM file's own window; MONOCHROME1 inverted), becomes a (C, S, S)
+float tensor in [0, 1] (grey repeated to C channels), then the method's ``views``. Slices of volumes (NIfTI,
+.npz ``volumes``, multi-frame DICOM, a DICOM series of one file per slice ordered by position) carry their
+volume index and relative position, which Chaitanya et al.'s partition-aware loss needs; DICOM samples carry
+their patient, so a validation split keeps each patient on one side.
 
 The order is a pure function of (seed, epoch), and each sample's augmentation is drawn with torch's RNG
 seeded from (seed, epoch, position), so resuming at step k replays exactly the batches an uninterrupted
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -22,44 +25,96 @@ from torch.utils.data import Dataset, Sampler
 
 from ..errors import TrainingDataError
 from ..extras import extra_imports
+from ..intensity import Intensity, intensity_of, read_dicom, scale_to_unit
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 VOLUME_SUFFIXES = (".nii", ".nii.gz")
+DICOM_SUFFIXES = (".dcm", ".dicom")
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One 2-D training image: how to read it, and where it sits in its volume (-1 for a plain image)."""
+    """One 2-D training image: how to read it (float32 in [0, 1]), where it sits in its volume (-1 for a plain
+    image), and the patient / study it belongs to ("" when unknown)."""
 
     read: Callable[[], np.ndarray]
     volume: int = -1
     position: float = 0.0
+    group: str = ""
 
 
-def scan(path: Path) -> list[Sample]:
+def scan(path: Path, intensity: Intensity | str | None = None) -> list[Sample]:
     """Every sample under ``path`` (a folder or one file), in a stable order.
+
+    Args:
+        path: A folder or one file.
+        intensity: The intensity recipe of the data (``ssl_zoo.intensity``), or the registry entry or dataset
+            card whose recipe it is; default "auto".
 
     Raises:
         TrainingDataError: If nothing readable is found.
     """
+    recipe = intensity_of(intensity)
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    dicoms = [f for f in files if f.name.lower().endswith(DICOM_SUFFIXES)]
     samples: list[Sample] = []
     for file in files:
-        samples += _samples_of(file, volume_base=1 + max((s.volume for s in samples), default=-1))
+        samples += _samples_of(file, 1 + max((s.volume for s in samples), default=-1), recipe)
+    samples += _dicom_samples(dicoms, 1 + max((s.volume for s in samples), default=-1), recipe)
     if not samples:
-        raise TrainingDataError(f"no images, .npy/.npz arrays or NIfTI volumes under {path}: point --data at them")
+        raise TrainingDataError(f"no images, .npy/.npz arrays, NIfTI volumes or DICOM files under {path}: "
+                                "point --data at them")
     return samples
 
 
-def _samples_of(file: Path, volume_base: int) -> list[Sample]:
+def _samples_of(file: Path, volume_base: int, recipe: Intensity) -> list[Sample]:
     name = file.name.lower()
     if file.suffix.lower() in IMAGE_SUFFIXES:
-        return [Sample(lambda f=file: _read_image(f))]
+        return [Sample(lambda f=file: scale_to_unit(_read_image(f), recipe))]
     if name.endswith(VOLUME_SUFFIXES):
-        return _volume_samples(_read_nifti(file), volume_base)
+        return _volume_samples(_read_nifti(file), volume_base, recipe)
     if file.suffix.lower() in (".npy", ".npz"):
-        return _array_samples(file, volume_base)
+        return _array_samples(file, volume_base, recipe)
     return []
+
+
+def _dicom_samples(files: list[Path], volume_base: int, recipe: Intensity) -> list[Sample]:
+    """DICOM files: a series of several files is a volume ordered by slice position, a multi-frame file a
+    volume of its frames, any other file one image; every sample carries its PatientID."""
+    with extra_imports():
+        import pydicom
+
+    series: dict[str, list[tuple[Path, Any]]] = {}
+    for file in files:
+        ds = pydicom.dcmread(str(file), stop_before_pixels=True)
+        series.setdefault(str(ds.get("SeriesInstanceUID", file)), []).append((file, ds))
+    samples: list[Sample] = []
+    volume = volume_base
+    for members in series.values():
+        file, ds = members[0]
+        patient = str(ds.get("PatientID", "") or "")
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        if len(members) > 1:
+            members.sort(key=lambda m: _slice_order(m[1]))
+            reads = [lambda f=f: read_dicom(f, recipe) for f, _ in members]
+        elif frames > 1:
+            reads = [lambda d=d: read_dicom(file, recipe)[d] for d in range(frames)]
+        else:
+            samples.append(Sample(lambda f=file: read_dicom(f, recipe), group=patient))
+            continue
+        samples += [Sample(read, volume, (d + 0.5) / len(reads), patient) for d, read in enumerate(reads)]
+        volume += 1
+    return samples
+
+
+def _slice_order(ds: Any) -> tuple[float, int]:
+    """Where a slice sits in its series: along the image normal when the file says, else its instance number."""
+    position, orientation = ds.get("ImagePositionPatient"), ds.get("ImageOrientationPatient")
+    number = int(ds.get("InstanceNumber", 0) or 0)
+    if position is None or orientation is None:
+        return float(number), number
+    normal = np.cross(np.asarray(orientation[:3], float), np.asarray(orientation[3:], float))
+    return float(np.dot(normal, np.asarray(position, float))), number
 
 
 def _read_image(file: Path) -> np.ndarray:
@@ -76,32 +131,29 @@ def _read_nifti(file: Path) -> np.ndarray:
     return np.moveaxis(np.asarray(nibabel.load(str(file)).dataobj), -1, 0)  # slices first
 
 
-def _array_samples(file: Path, volume_base: int) -> list[Sample]:
+def _array_samples(file: Path, volume_base: int, recipe: Intensity) -> list[Sample]:
     with np.load(file, allow_pickle=False) as data:  # allow_pickle=False: arrays only, nothing executes
         arrays = {"images": data} if isinstance(data, np.ndarray) else {k: data[k] for k in data.files}
     if "volumes" in arrays:
-        return [s for i, vol in enumerate(arrays["volumes"]) for s in _volume_samples(vol, volume_base + i)]
+        return [s for i, vol in enumerate(arrays["volumes"]) for s in _volume_samples(vol, volume_base + i, recipe)]
     images = arrays.get("images", next(iter(arrays.values())))
     if images.ndim not in (3, 4):
         raise TrainingDataError(f"{file}: expected images (N, H, W[, C]) or a 'volumes' array (V, D, H, W), "
                                 f"got shape {images.shape}")
-    return [Sample(lambda a=image: a) for image in images]
+    return [Sample(lambda a=image: scale_to_unit(a, recipe)) for image in images]
 
 
-def _volume_samples(volume: np.ndarray, index: int) -> list[Sample]:
+def _volume_samples(volume: np.ndarray, index: int, recipe: Intensity) -> list[Sample]:
+    """Slices of one volume (slices first), each scaled on its own."""
     depth = len(volume)
-    return [Sample(lambda a=volume[d]: a, volume=index, position=(d + 0.5) / depth) for d in range(depth)]
+    return [Sample(lambda a=volume[d]: scale_to_unit(a, recipe), volume=index, position=(d + 0.5) / depth)
+            for d in range(depth)]
 
 
 def to_tensor(array: np.ndarray, size: int, channels: int) -> torch.Tensor:
-    """(H, W[, C]) array → (channels, size, size) float in [0, 1]."""
-    image = torch.from_numpy(np.ascontiguousarray(array))
+    """(H, W[, C]) array → (channels, size, size) float in [0, 1] (floats in [0, 1] kept, see ``scale_to_unit``)."""
+    image = torch.from_numpy(np.ascontiguousarray(scale_to_unit(np.asarray(array), Intensity())))
     image = image.permute(2, 0, 1) if image.ndim == 3 else image.unsqueeze(0)
-    if image.dtype == torch.uint8:
-        image = image.float() / 255
-    else:
-        image = image.float()
-        image = (image - image.amin()) / (image.amax() - image.amin()).clamp(min=1e-8)
     if image.shape[0] != channels:
         image = image[:1].expand(channels, -1, -1) if channels != 1 else image.mean(0, keepdim=True)
     return F.interpolate(image.unsqueeze(0), size=(size, size), mode="bilinear", antialias=True,

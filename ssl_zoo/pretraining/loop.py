@@ -4,10 +4,13 @@ bf16 autocast and channels_last on CUDA (``runtime.Speed``), optional ``torch.co
 networks, the recipe's optimisers, schedule and clipping (``optim.py``), atomic resumable checkpoints,
 a typed stop on a non-finite loss, a tqdm bar with loss and images/s, single process or torchrun DDP.
 The loss is read back from the device only every ``log_every`` steps, so the GPU is not stalled each step.
+A ``views`` recipe is drawn on the device from the batch's plain images (``views.py``); a ``Monitor``
+validates after each epoch, logs the metrics and may stop the run early (``monitor.py``).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,7 +28,10 @@ from . import checkpoint
 from .base import Method
 from .data import ViewDataset
 from .optim import Schedule, make_optimizer
+from .monitor import VALIDATION_SEED, Monitor, validation_loss
+from .probe import probe_accuracy
 from .recipes import Recipe
+from .views import ViewRecipe, seeded, views_batch
 
 
 EXTEND_RULE = ("a resumed run with more epochs recomputes the schedule for the new length (warm-up unchanged): "
@@ -67,7 +73,8 @@ class TrainResult:
 
 def train(method: Method, dataset: ViewDataset, run_dir: Path, settings: LoopSettings, speed: Speed,
           dist: Distributed = Distributed(), *, resume: bool = False,
-          signature: dict[str, Any] | None = None) -> TrainResult:
+          signature: dict[str, Any] | None = None, views: ViewRecipe | None = None,
+          monitor: Monitor | None = None) -> TrainResult:
     """Train ``method`` on ``dataset``, checkpointing into ``run_dir``.
 
     Args:
@@ -80,6 +87,9 @@ def train(method: Method, dataset: ViewDataset, run_dir: Path, settings: LoopSet
         resume: Continue from ``run_dir/checkpoint.pt``; a larger ``settings.epochs`` extends the run
             (``EXTEND_RULE``).
         signature: Settings a resumed checkpoint must share with this run.
+        views: Draw this view recipe on the device from the batch's ``"image"`` (the dataset then yields
+            plain images); None: the dataset yields the views.
+        monitor: Validates, logs metrics and may stop early; None: none of that.
 
     Returns:
         The loss history and speed of this run (the history includes resumed steps).
@@ -98,9 +108,11 @@ def train(method: Method, dataset: ViewDataset, run_dir: Path, settings: LoopSet
     state = _Resumed(losses=[], step=0)
     if resume:
         state = _restore(method, optimizers, _load_extendable(run_dir, signature, total))
+    if monitor is not None:
+        monitor.start(resume_step=state.step if resume else None, state=state.monitor, config=signature)
     schedule = Schedule.of(settings.recipe, settings.epochs, steps_per_epoch)
     run = _Run(method, model, optimizers, speed, dist, settings, run_dir, {**signature, "total": total},
-               total, schedule, steps_per_epoch)
+               total, schedule, steps_per_epoch, views, monitor)
     return run.loop(dataset, state, per_rank)
 
 
@@ -122,6 +134,7 @@ def _load_extendable(run_dir: Path, signature: dict[str, Any], total: int) -> di
 class _Resumed:
     losses: list[float]
     step: int
+    monitor: dict[str, Any] | None = None
 
 
 def _prepare(method: Method, settings: LoopSettings, speed: Speed, dist: Distributed):
@@ -144,7 +157,7 @@ def _restore(method: Method, optimizers: list, state: dict[str, Any]) -> _Resume
     for opt, opt_state in zip(optimizers, state["optimizers"], strict=True):
         opt.load_state_dict(opt_state)
     checkpoint.restore_rng(state["rng"])
-    return _Resumed(losses=list(state["losses"]), step=int(state["step"]))
+    return _Resumed(losses=list(state["losses"]), step=int(state["step"]), monitor=state.get("monitor"))
 
 
 @dataclass
@@ -160,6 +173,8 @@ class _Run:
     total: int
     schedule: Schedule
     steps_per_epoch: int
+    views: ViewRecipe | None = None
+    monitor: Monitor | None = None
 
     def loop(self, dataset: ViewDataset, state: _Resumed, per_rank: int) -> TrainResult:
         result = TrainResult(losses=state.losses, steps=state.step)
@@ -180,9 +195,14 @@ class _Run:
                 result.images += per_rank * self.dist.world_size
                 if step % self.settings.log_every == 0 or step == self.total:
                     self._flush(pending, result, step, bar, time.perf_counter() - start)
-                if step % self.settings.checkpoint_every == 0 or step == self.total:
+                stop = step % self.steps_per_epoch == 0 and self._end_epoch(step, per_rank)
+                if step % self.settings.checkpoint_every == 0 or step == self.total or stop:
                     self._flush(pending, result, step, bar, time.perf_counter() - start)
                     self.save(step, result.losses)
+                if stop:
+                    break
+            if self.monitor is not None and self.monitor.stopped_early:
+                break
         bar.close()
         result.steps, result.seconds = step, time.perf_counter() - start
         return result
@@ -190,7 +210,7 @@ class _Run:
     def step(self, batch: dict[str, torch.Tensor], step: int) -> torch.Tensor:
         self.schedule.apply(self.optimizers, step)
         self.method.epoch = step / self.steps_per_epoch
-        batch = {k: self.speed.batch(v) for k, v in batch.items()}
+        batch = self.inputs(batch, (self.settings.seed * 1_000_003 + step) * 1_009 + self.dist.rank)
         with self.speed.autocast():
             loss, _parts = self.model(batch, step / max(1, self.total))
         for opt in self.optimizers:
@@ -204,6 +224,44 @@ class _Run:
         self.method.after_step((step + 1) / max(1, self.total))
         return loss.detach().float()
 
+    def inputs(self, batch: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
+        """The batch on the device, its views drawn there if asked (seeded per step and process: a resumed run
+        draws the same views, and the processes of a DDP job draw different ones)."""
+        if self.views is not None:
+            with seeded(self.speed.device, seed):
+                batch = views_batch(self.views, batch, device=self.speed.device)
+        return {k: self.speed.batch(v) for k, v in batch.items()}
+
+    def _end_epoch(self, step: int, per_rank: int) -> bool:
+        """Validation, probe and early stopping after an epoch; True to stop."""
+        if self.monitor is None:
+            return False
+        progress, drawn = step / max(1, self.total), itertools.count(VALIDATION_SEED * 1_009 + self.dist.rank, 1_009)
+        validation = self.monitor.validation
+
+        @torch.no_grad()
+        def forward(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            with self.speed.autocast():  # the same device views every epoch: seeds count from a fixed start
+                return self.method(self.inputs(batch, next(drawn)), progress)[0].float()
+
+        def loss() -> float:
+            size = min(per_rank, len(validation) // self.dist.world_size)
+            batches = self.method.batch_sampler(validation.samples, size, seed=VALIDATION_SEED, epoch=0,
+                                                rank=self.dist.rank, world=self.dist.world_size) if size else None
+            self.method.eval()
+            try:
+                return validation_loss(forward, validation, batches, world=self.dist.world_size,
+                                       loader_kwargs=self.speed.loader_kwargs(), device=self.speed.device)
+            finally:
+                self.method.train()
+
+        def probe() -> float:
+            s = self.method.settings
+            return probe_accuracy(self.monitor.probe, self.monitor.settings.probe, self.method.encoder(), s.mean,
+                                  s.std, self.speed.device)
+
+        return self.monitor.end_epoch(step, step // self.steps_per_epoch - 1, loss, self.method, probe)
+
     def _flush(self, pending: list[torch.Tensor], result: TrainResult, step: int, bar, seconds: float) -> None:
         if not pending:
             return
@@ -216,7 +274,11 @@ class _Run:
                     f"the loss became {value} at step {first + i + 1}: lower --lr or set --clip, or check the data "
                     f"for constant images; {self.run_dir / checkpoint.CHECKPOINT} is from before it (--resume)")
         result.losses.extend(values)
-        bar.set_postfix(loss=f"{values[-1]:.4f}", img_s=f"{result.images / max(seconds, 1e-9):.1f}")
+        speed = result.images / max(seconds, 1e-9)
+        bar.set_postfix(loss=f"{values[-1]:.4f}", img_s=f"{speed:.1f}")
+        if self.monitor is not None:
+            lr = self.optimizers[0].param_groups[0]["lr"]
+            self.monitor.log(step, step / self.steps_per_epoch, values, lr, speed)
 
     def save(self, step: int, losses: list[float]) -> None:
         if not self.dist.is_main:
@@ -224,7 +286,8 @@ class _Run:
         checkpoint.save(self.run_dir, {
             "method": self.method.state_dict(),
             "optimizers": [opt.state_dict() for opt in self.optimizers],
-            "step": step, "losses": list(losses), "rng": checkpoint.rng_state(), "signature": self.signature})
+            "step": step, "losses": list(losses), "rng": checkpoint.rng_state(), "signature": self.signature,
+            "monitor": self.monitor.state.as_dict() if self.monitor is not None else None})
 
     def _bar(self, initial: int):
         return bar(total=self.total, initial=initial, desc=f"pretrain {self.method.name}", unit="step",

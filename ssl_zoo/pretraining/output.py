@@ -32,6 +32,8 @@ class TrainingRecord:
         settings: The recipe record (``recipes.Resolved.record()``: preset, effective settings, options,
             sources, deviations), stored as given under ``config.json``'s ``ssl_zoo.training.settings`` and
             listed on the card.
+        watched: ``monitor.Monitor.record()`` plus the views and intensity: which checkpoint is the output and
+            why, the validation history, under ``config.json``'s ``ssl_zoo.training.watched``.
     """
 
     method: str
@@ -46,12 +48,15 @@ class TrainingRecord:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     settings: dict[str, Any] = field(default_factory=dict)
+    watched: dict[str, Any] = field(default_factory=dict)
 
     def preprocessing(self) -> Preprocessing:
-        """The evaluation input pipeline of the trained network: the training's size and normalisation."""
+        """The evaluation input pipeline of the trained network: the training's size, normalisation and
+        intensity recipe (so raw DICOM / HU input is read as it was in training)."""
         side = self.image_size
         return Preprocessing(input_size=(3, side, side), mean=tuple(self.mean), std=tuple(self.std),
                              channels="RGB (grey repeated)", interpolation="bilinear",
+                             intensity=self.watched.get("intensity_recipe", "auto"),
                              notes="pre-trained with ssl_zoo on images resized to the input size, intensities in [0,1]")
 
 
@@ -76,7 +81,7 @@ def config(spec: ArchSpec, record: TrainingRecord, weights_sha256: str, parts: l
 def _training(record: TrainingRecord) -> dict[str, Any]:
     return {"data": record.data, "epochs": record.epochs, "batch_size": record.batch_size, "steps": record.steps,
             "final_loss": record.final_loss, "init": record.init, "image_size": record.image_size,
-            "settings": dict(record.settings)}
+            "settings": dict(record.settings), **({"watched": record.watched} if record.watched else {})}
 
 
 def recipe_section(recipe: dict[str, Any]) -> str:
@@ -92,6 +97,20 @@ def recipe_section(recipe: dict[str, Any]) -> str:
              "- **Deviations from the paper:**", *(f"  - {d}" for d in recipe["deviations"] or ["none"])]
     if "resume_rule" in recipe:
         lines.append(f"- **Extended runs:** {recipe['resume_rule']}")
+    return "\n".join(lines) + "\n"
+
+
+def watched_lines(watched: dict[str, Any]) -> str:
+    """The card's lines on validation and on which checkpoint this folder holds (and why)."""
+    if not watched:
+        return ""
+    best = watched.get("best_val_loss")
+    lines = [f"- **Output checkpoint:** {watched['output']} (step {watched['output_step']}): {watched['why']}",
+             f"- **Validation:** {watched['val_images']} images ({watched['val_fraction']:.0%} of the groups)"
+             + (f", lowest loss {best:.6g}" if best is not None else ""),
+             f"- **Views / intensity:** {watched['views']}; intensity {watched['intensity']}"]
+    if watched.get("stopped_early"):
+        lines.append(f"- **Early stop:** after {watched['early_stop']} epochs without a lower validation loss")
     return "\n".join(lines) + "\n"
 
 
@@ -113,7 +132,7 @@ def card(spec: ArchSpec, record: TrainingRecord, weights_sha256: str, what: str)
 - **Final loss:** {record.final_loss:.6g} (mean of the last steps)
 - **Input:** {record.preprocessing().describe()}
 - **Weights sha256 (model.safetensors):** `{weights_sha256}`
-
+{watched_lines(record.watched)}
 {recipe_section(record.settings)}
 ## How to load
 ```python

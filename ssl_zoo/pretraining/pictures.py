@@ -15,8 +15,10 @@ from ..store.atomic import copy_atomic, write_text_atomic
 CURVE = "loss_curve.png"
 
 
-def plot_losses(losses: list[float], path: Path, title: str) -> Path:
-    """The loss of every step as a PNG (matplotlib's Agg backend, no pyplot: the caller's backend is untouched)."""
+def plot_losses(losses: list[float], path: Path, title: str, validation: list[tuple[int, float]] | None = None,
+                selected: int | None = None) -> Path:
+    """The loss of every step, the validation loss of every epoch and the step of the output checkpoint when it
+    is not the last, as a PNG (matplotlib's Agg backend, no pyplot: the caller's backend is untouched)."""
     with extra_imports():
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -24,17 +26,27 @@ def plot_losses(losses: list[float], path: Path, title: str) -> Path:
     fig = Figure(figsize=(6, 3.5), dpi=150)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    ax.plot(range(1, len(losses) + 1), losses, linewidth=1)
+    ax.plot(range(1, len(losses) + 1), losses, linewidth=1, label="training (per step)")
+    if validation:
+        steps, values = zip(*validation)
+        ax.plot(steps, values, "o-", markersize=3, linewidth=1.2, label="validation (per epoch)")
+    if selected is not None:
+        ax.axvline(selected, color="0.4", linestyle=":", linewidth=1, label=f"output checkpoint (step {selected})")
+    if validation or selected is not None:
+        ax.legend(frameon=False)
     tail = losses[-max(1, min(10, len(losses) // 10)):]
-    ax.set(xlabel="optimiser step", ylabel="training loss", title=f"{title}: final {sum(tail) / len(tail):.4g}")
+    ax.set(xlabel="optimiser step", ylabel="loss", title=f"{title}: final {sum(tail) / len(tail):.4g}")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
     return path
 
 
-def add_loss_curve(losses: list[float], run_dir: Path, title: str, folders: list[Path]) -> Path | None:
+def add_loss_curve(losses: list[float], run_dir: Path, title: str, folders: list[Path], *,
+                   validation: list[tuple[int, float]] | None = None, selected: int | None = None) -> Path | None:
     """Draw ``RUN_DIR/loss_curve.png`` and add it to each model folder and its card; warn when it cannot be drawn.
+
+    ``validation`` (step, loss) per epoch and the ``selected`` output step are drawn too when given.
 
     Returns:
         The PNG, or None when there was nothing to draw or it could not be drawn.
@@ -42,7 +54,7 @@ def add_loss_curve(losses: list[float], run_dir: Path, title: str, folders: list
     if not losses:
         return None
     try:
-        curve = plot_losses(losses, run_dir / CURVE, title)
+        curve = plot_losses(losses, run_dir / CURVE, title, validation, selected)
     except MissingExtraError as error:
         warnings.warn(f"the loss curve was not drawn ({error}); the model folders are complete", PictureWarning,
                       stacklevel=2)

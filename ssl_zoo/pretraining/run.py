@@ -8,15 +8,21 @@ from typing import Any
 import torch
 
 from ..errors import ModelFolderError, ResumeError, RunExistsError, TrainingDataError
+from ..intensity import Intensity, intensity_of
 from ..runtime import Speed, distributed_session
 from ..store import cache
+from .augment import recipe_views
 from .base import Method, MethodSettings, build_method
 from .checkpoint import CHECKPOINT
-from .data import ViewDataset, scan
+from .data import Sample, ViewDataset, scan
 from .loop import EXTEND_RULE, LoopSettings, train
+from .monitor import Monitor, MonitorSettings, for_method, split_validation
 from .output import TrainingRecord, write_outputs
 from .pictures import add_loss_curve
 from .recipes import Resolved, resolve
+from .views import ViewRecipe, images_only, recipe_for
+
+VIEW_PLACES = ("auto", "device", "workers")
 
 
 def pretrain(
@@ -43,6 +49,9 @@ def pretrain(
     checkpoint_every: int = 500,
     options: dict[str, Any] | None = None,
     progress: bool = True,
+    views: str = "auto",
+    intensity: Intensity | str | None = None,
+    watch: MonitorSettings | None = None,
 ) -> dict[str, Path]:
     """Pre-train ``method`` on the images under ``data`` with its paper's recipe; write model folders under ``out``.
 
@@ -53,7 +62,7 @@ def pretrain(
     Args:
         method: "moco-v2", "simclr", "byol", "swav", "barlow-twins", "dira", "magical", "chaitanya-global",
             "chaitanya-local" or "spark".
-        data: A folder of images / ``.npy`` / ``.npz`` / NIfTI files, or one such file.
+        data: A folder of images / ``.npy`` / ``.npz`` / NIfTI / DICOM files, or one such file.
         out: The run folder: ``checkpoint.pt``, ``loss_curve.png``, ``model/`` (and ``unet/``).
         preset: A named recipe ("wolf-lidc", "magical-cxr", "magical-medmnist", "dira-dir", "dira-dira");
             None is the paper's.
@@ -67,6 +76,12 @@ def pretrain(
         compile: ``torch.compile`` the method's networks.
         options: Method options (``tau``, ``queue``, ``mask_ratio`` ...) over the recipe's.
         progress: Show a progress bar (also off with ``SSL_ZOO_QUIET=1``).
+        views: Where a generic view recipe is drawn: "device" (batched, kornia), "workers" (per sample on the
+            CPU) or "auto" (the device on CUDA, else the workers).
+        intensity: How stored pixels become [0, 1]: an ``ssl_zoo.intensity`` recipe, or the registry entry or
+            dataset card whose recipe to use (``"lidc-moco-v2"``: min-max per slice); default "auto".
+        watch: Validation split, output selection, early stopping, probe, W&B; default: 5 % validation and the
+            recipe's ``select`` / ``early_stop``.
 
     Returns:
         ``{"model": folder, ["unet": folder]}`` (on the main process; empty on the others).
@@ -82,6 +97,8 @@ def pretrain(
     resolved = resolve(method, preset, epochs=epochs, batch_size=batch_size, image_size=image_size, lr=lr,
                        weight_decay=weight_decay, warmup_epochs=warmup_epochs, clip=clip)
     recipe = resolved.recipe
+    intensity_of(intensity)  # a bad recipe or name, or a bad views place, fails before any work
+    check_views(views)
     if recipe.init_required and init is None and not resume:
         raise ResumeError(f"preset {resolved.preset} starts from an earlier run: pass --init RUN_DIR")
     run_dir = prepare_run_dir(Path(out), resume=resume, overwrite=overwrite)
@@ -98,27 +115,42 @@ def pretrain(
         model.select, model.early_stop = recipe.select, recipe.early_stop  # the paper's, read by the monitor
         if init is not None and not resume:
             initialise(model, init, progress=progress)
-        dataset = ViewDataset(training_samples(model, Path(data)), model.views, recipe.image_size)
-        signature = {"method": method, "arch": arch, "image_size": recipe.image_size, "options": merged}
-        result = train(model, dataset, run_dir, loop_settings, speed, dist, resume=resume, signature=signature)
+        on_device = device_recipe(model, views, speed.device.type)
+        dataset, monitor = watched_data(model, Path(data), intensity, for_method(watch, model), on_device, run_dir,
+                                        seed=seed, is_main=dist.is_main)
+        signature = {"method": method, "arch": arch, "image_size": recipe.image_size, "options": merged,
+                     "val_fraction": monitor.settings.val_fraction}
+        result = train(model, dataset, run_dir, loop_settings, speed, dist, resume=resume, signature=signature,
+                       views=on_device, monitor=monitor)
+        watched = monitor.finish(model, result.steps)
         if not dist.is_main:
             return {}
+        watched.update(views=_views_record(on_device, model), intensity=_intensity_record(intensity),
+                       intensity_recipe=str(intensity_of(intensity)))
         record = TrainingRecord(method, model.paper, str(data), recipe.epochs, recipe.batch_size, result.steps,
                                 result.final_loss, str(init or "random"), recipe.image_size, model.settings.mean,
-                                model.settings.std, run_record(resolved, model, options or {}, resume))
+                                model.settings.std, run_record(resolved, model, options or {}, resume, watch), watched)
         written = write_outputs(model.cpu(), run_dir, record)
-        add_loss_curve(result.losses, run_dir, method, list(written.values()))
+        best = watched["output_step"] if watched["output"] == "best-validation" else None
+        add_loss_curve(result.losses, run_dir, method, list(written.values()), validation=monitor.state.validation,
+                       selected=best)
         return written
 
 
-def run_record(resolved: Resolved, method: Method, given: dict[str, Any], resumed: bool) -> dict[str, Any]:
-    """The recipe record of the card: the options as run, the user's options among the deviations, and the
-    extension rule when the run was resumed."""
+def run_record(resolved: Resolved, method: Method, given: dict[str, Any], resumed: bool,
+               watch: MonitorSettings | None = None) -> dict[str, Any]:
+    """The recipe record of the card: the options as run, the user's options (and output selection / early
+    stop) among the deviations, and the extension rule when the run was resumed."""
     record = resolved.record()
     record["options"] = dict(method.opts)
     paper = {**method.defaults, **resolve(method.name).options}
     record["deviations"] += [f"option {k}={v!r} (set by the user; paper recipe: {paper.get(k)!r})"
                              for k, v in given.items() if v != paper.get(k)]
+    recipe = resolved.recipe
+    for key, asked, paper_value in (("select", watch and watch.select, recipe.select),
+                                    ("early_stop", watch and watch.early_stop, recipe.early_stop)):
+        if asked is not None and asked != paper_value:
+            record["deviations"].append(f"{key} {asked!r} (set by the user; paper recipe: {paper_value!r})")
     if resumed:
         record["resume_rule"] = EXTEND_RULE
     return record
@@ -140,9 +172,67 @@ def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> Path:
     return run_dir
 
 
-def training_samples(method: Method, data: Path) -> list:
-    """The samples under ``data``, checked against what the method needs."""
-    samples = scan(data)
+def watched_data(method: Method, data: Path, intensity: Intensity | str | None, watch: MonitorSettings,
+                 recipe: ViewRecipe | None, run_dir: Path, *, seed: int, is_main: bool) -> tuple[ViewDataset, Monitor]:
+    """The training views and the monitor of a run: the samples split into training and validation (seeded,
+    grouped), each yielding plain images when ``recipe`` is drawn on the device, else the workers' views."""
+    size = method.settings.image_size
+    train_samples, val_samples = split_validation(training_samples(method, data, intensity), watch.val_fraction,
+                                                  seed=seed)
+    view_fn = images_only if recipe is not None else worker_views(method)
+    validation = ViewDataset(val_samples, view_fn, size) if val_samples else None
+    monitor = Monitor(watch, run_dir, validation=validation, probe=probe_set(watch, size, seed), is_main=is_main)
+    return ViewDataset(train_samples, view_fn, size), monitor
+
+
+def check_views(views: str) -> None:
+    """Raises ``TrainingDataError`` unless ``views`` is "auto", "device" or "workers"."""
+    if views not in VIEW_PLACES:
+        raise TrainingDataError(f"views must be one of {VIEW_PLACES}, got {views!r}")
+
+
+def device_recipe(method: Method, views: str, device_type: str) -> ViewRecipe | None:
+    """The view recipe to draw on the device, or None when the data-loader workers draw the views.
+
+    Raises:
+        TrainingDataError: ``views`` is not "auto", "device" or "workers".
+    """
+    check_views(views)
+    recipe = recipe_for(method)
+    on_device = views == "device" or (views == "auto" and device_type == "cuda")
+    return recipe if on_device else None
+
+
+def worker_views(method: Method):
+    """What the data-loader workers draw per sample: the method's generic recipe on the CPU, else its ``views``."""
+    generic = recipe_for(method)
+    return recipe_views(generic) if generic is not None else method.views
+
+
+def probe_set(watch: MonitorSettings, image_size: int, seed: int):
+    """The resized ``--monitor`` set, or None."""
+    if watch.probe_data is None:
+        return None
+    from .probe import load_probe_set
+
+    return load_probe_set(watch.probe_data, image_size, seed=seed)
+
+
+def _intensity_record(intensity: Intensity | str | None) -> str:
+    recipe = str(intensity_of(intensity))
+    return recipe if intensity is None or str(intensity) == recipe else f"{recipe} (from {intensity})"
+
+
+def _views_record(recipe: ViewRecipe | None, method: Method) -> str:
+    if recipe is not None:
+        return f"{recipe.name} on the device (kornia, per-sample parameters)"
+    generic = recipe_for(method)
+    return f"{generic.name} in the data-loader workers" if generic else "the method's own, in the data-loader workers"
+
+
+def training_samples(method: Method, data: Path, intensity: Intensity | str | None = None) -> list[Sample]:
+    """The samples under ``data`` read with ``intensity``, checked against what the method needs."""
+    samples = scan(data, intensity)
     if method.needs_volumes and any(s.volume < 0 for s in samples):
         raise TrainingDataError(f"{method.name} needs volumes (NIfTI files or an .npz 'volumes' array), "
                                 f"but {data} holds 2-D images")

@@ -7,7 +7,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..errors import RegistryError
+from ..errors import IntensityError, RegistryError
+from .intensity import Intensity, parse_intensity
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]*$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -62,6 +63,9 @@ class Preprocessing:
         window: ``(low, high)`` in the input's own units (Hounsfield units for CT): values are clipped to it and
             mapped linearly to [0,1]. None: integer images are scaled by their dtype or range (see transforms).
         histogram_equalize: Equalise the histogram after the crop (CovidPrognosis ``HistogramNormalize``).
+        intensity: How raw pixels (a DICOM, a 16-bit image) became the training images, as an
+            ``ssl_zoo.intensity`` recipe ("auto", "minmax", "window:LOW,HIGH", "file-window"); ``window``, when
+            set, is the same as "window:LOW,HIGH".
     """
 
     input_size: tuple[int, ...] = (3, 224, 224)
@@ -75,11 +79,17 @@ class Preprocessing:
     grayscale: bool = False
     window: tuple[float, float] | None = None
     histogram_equalize: bool = False
+    intensity: str = "auto"
 
     @property
     def spatial_dims(self) -> int:
         """2 for images (C, H, W), 3 for volumes (C, D1, D2, D3)."""
         return len(self.input_size) - 1
+
+    @property
+    def intensity_recipe(self) -> Intensity:
+        """The intensity recipe as a record: the ``window`` when set, else ``intensity``."""
+        return Intensity("window", self.window) if self.window is not None else parse_intensity(self.intensity)
 
     @property
     def value_scale(self) -> float:
@@ -191,6 +201,12 @@ def parse_preprocessing(where: str, data: Mapping[str, Any]) -> Preprocessing:
         raise RegistryError(f"{where}: interpolation must be one of {INTERPOLATIONS}")
     if pre.window is not None and (len(pre.window) != 2 or pre.window[0] >= pre.window[1]):
         raise RegistryError(f"{where}: window must be [low, high] with low < high")
+    try:
+        recipe = parse_intensity(pre.intensity)
+    except IntensityError as exc:
+        raise RegistryError(f"{where}: intensity: {exc}") from exc
+    if pre.window is not None and recipe.scaling != "auto":
+        raise RegistryError(f"{where}: give a window or an intensity recipe, not both")
     return pre
 
 
