@@ -103,7 +103,8 @@ class TrainingDataError(SslZooError, ValueError):
 
 
 class ResumeError(SslZooError, ValueError):
-    """A checkpoint that does not belong to this run's settings, or no checkpoint to resume."""
+    """A checkpoint that does not belong to this run's settings, no checkpoint to resume, or a finished run whose
+    files are incomplete."""
 
 
 class NonFiniteLossError(SslZooError, FloatingPointError):

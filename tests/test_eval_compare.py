@@ -2,11 +2,13 @@
 sharded runs equal to one run, resume skips finished runs, and data that cannot support the metric is refused.
 
 The protocol is replaced by a fake whose per-image test scores are a seeded function of the model and the trial,
-so the matrix logic is tested in milliseconds; one test runs the real probe end to end.
+so the matrix logic is tested in milliseconds; two tests run the real probe end to end, one of them checking
+the p-values against a hand loop over the scores the probe recorded.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import pytest
 from ssl_zoo.evaluation import compare as compare_module
 from ssl_zoo.evaluation.data import Samples
 
-from .test_eval_support import learnable_samples, r18_folder  # noqa: F401  (fixture)
+from .test_eval_support import learnable_samples, r18_folder, reinitialised_copy  # noqa: F401  (fixture)
 
 CALLS: list[tuple[str, float, int]] = []
 STRENGTH = {"strong": 2.0, "weak": 0.3, "same": 0.3}
@@ -195,3 +197,56 @@ def test_without_matplotlib_the_table_is_written_and_the_figure_warns(fake, tmp_
         result = run(tmp_path, label_fractions=(1.0,), trials=2)
     assert (tmp_path / "results.csv").is_file() and (tmp_path / "results.md").is_file()
     assert "plot" not in result["files"] and not (tmp_path / "label_efficiency.png").exists()
+
+
+def test_real_probe_records_scores_and_compare_p_values_match_a_hand_computation(r18_folder, tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    from ssl_zoo.evaluation.splits import make_splits
+
+    data = learnable_samples(100)
+    data.targets[::5] = 1 - data.targets[::5]  # every fifth label flipped: AUCs below 1, so the p-values are not trivial
+    other = reinitialised_copy(r18_folder, tmp_path / "other-init", seed=1)
+    options = dict(protocol="probe", label_fractions=(0.5,), trials=2, image_size=32, resamples=300, seed=0,
+                   progress=False)
+    result = compare_module.compare([r18_folder, other], data, tmp_path / "out", **options)
+    y = make_splits(data, seed=0)[0]["test"].class_ids()
+    scores = {}
+    for model in (r18_folder, other):
+        scores[model] = []
+        for trial in range(2):
+            folder = tmp_path / "out" / "runs" / compare_module.safe_name(str(model)) / "fraction-0.5" / f"trial-{trial}"
+            written = json.loads((folder / "probe.json").read_text())["trials"][0]
+            assert written["test_scores"] == "test_scores-trial-0.npy"
+            s = np.load(folder / written["test_scores"])
+            assert s.dtype == np.float32 and s.shape == y.shape
+            assert roc_auc_score(y, s) == pytest.approx(written["test"]["auc"], abs=1e-6)  # test-split order
+            scores[model].append(s.astype(np.float64))
+    draws, diffs = np.random.default_rng(0), []
+    for _ in range(300):  # paired bootstrap by hand: the same images for both models, trial-mean AUC
+        i = draws.integers(0, len(y), len(y))
+        if len(np.unique(y[i])) == 2:
+            diffs.append(np.mean([roc_auc_score(y[i], s[i]) for s in scores[other]])
+                         - np.mean([roc_auc_score(y[i], s[i]) for s in scores[r18_folder]]))
+    diffs = np.array(diffs)
+    by_hand = min(1, 2 * min((diffs <= 0).mean(), (diffs >= 0).mean()))
+    row = next(r for r in result["rows"] if r["model"] == str(other))
+    assert 0 < row["p_value"] == pytest.approx(by_hand) and row["test"] == "bootstrap"
+    assert f"p={by_hand:.3g}" in (tmp_path / "out" / "results.md").read_text()
+    again = compare_module.compare([r18_folder, other], data, tmp_path / "out", test="delong", **options)  # resumed
+    by_hand = max(hand_delong(y, a, b)[2] for a, b in zip(scores[other], scores[r18_folder]))
+    assert next(r for r in again["rows"] if r["model"] == str(other))["p_value"] == pytest.approx(by_hand, rel=1e-9)
+
+
+def test_a_record_whose_scores_file_is_missing_is_one_clear_error(tmp_path):
+    from ssl_zoo.errors import ResumeError
+    from ssl_zoo.evaluation.report import read_record, report_trials
+
+    parts = {k: binary_samples(10) for k in ("train", "val", "test")}
+    runs = [{"test": {"auc": 0.5}, "train_indices": [0], "test_scores": np.linspace(0, 1, 10)}]
+    report_trials("linear-probe", "m", parts, {}, runs, seed=0, label_fraction=1.0, metrics=("auc",),
+                  out_dir=tmp_path, filename="probe.json")
+    assert read_record(tmp_path / "probe.json")["trials"][0]["test_scores"] == pytest.approx(np.linspace(0, 1, 10))
+    (tmp_path / "test_scores-trial-0.npy").unlink()
+    with pytest.raises(ResumeError, match="test_scores-trial-0.npy, which is missing; delete probe.json"):
+        read_record(tmp_path / "probe.json")

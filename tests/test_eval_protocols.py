@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from ssl_zoo.evaluation.finetune import finetune
+from ssl_zoo.evaluation.paper_splits import paper_splits
 from ssl_zoo.evaluation.presets import resolve
 from ssl_zoo.evaluation.probe import c_grid, linear_probe
 
@@ -64,3 +65,10 @@ def test_finetune_beats_chance_with_trials_and_label_fraction(r18_folder, tmp_pa
     assert record["preset"]["preset"] == "benchmark-transfer" and record["normalization"]["applied"] == "imagenet"
     assert set(record["preset"]["overridden"]) == {"epochs", "patience", "lr", "batch_size", "image_size"}
     assert (tmp_path / "finetune.json").is_file()
+    from sklearn.metrics import roc_auc_score
+
+    y = paper_splits(data, seed=0)[0]["test"].class_ids()
+    for t, trial in enumerate(json.loads((tmp_path / "finetune.json").read_text())["trials"]):
+        scores = np.load(tmp_path / trial["test_scores"])  # per-image test scores, test-split order, for compare
+        assert trial["test_scores"] == f"test_scores-trial-{t}.npy" and scores.dtype == np.float32
+        assert roc_auc_score(y, scores) == pytest.approx(trial["test"]["auc"], abs=1e-6)

@@ -39,8 +39,8 @@ def r18_folder(tmp_path_factory) -> Path:
     return reinitialised_copy(converted, home / "r18-init")
 
 
-def reinitialised_copy(folder: Path, dest: Path) -> Path:
-    """``folder`` copied to ``dest`` with ``model.safetensors`` replaced by timm's seeded initialisation."""
+def reinitialised_copy(folder: Path, dest: Path, seed: int = 0) -> Path:
+    """``folder`` copied to ``dest`` with ``model.safetensors`` replaced by timm's initialisation seeded ``seed``."""
     import shutil
 
     import timm
@@ -48,7 +48,7 @@ def reinitialised_copy(folder: Path, dest: Path) -> Path:
     from safetensors.torch import save_file
 
     shutil.copytree(folder, dest)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     weights = timm.create_model("resnet18", num_classes=0).state_dict()
     tensors = {k: v.contiguous() for k, v in weights.items()}
     save_file(tensors, str(dest / "model.safetensors"), metadata={"format": "pt"})

@@ -15,7 +15,7 @@ from .. import __version__
 from ..errors import SslZooError, one_line
 from ..extras import missing_extra
 from ..store import cache
-from . import catalog, datasets, evaluation, hashes, hub, pretraining
+from . import analyses, catalog, datasets, evaluation, hashes, hub, presets, pretraining
 from .common import EXIT_CODES
 
 INTERRUPTED = "interrupted; nothing half-written was kept, run the command again to resume"
@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ssl-zoo {__version__}")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars (also SSL_ZOO_QUIET=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (catalog, hashes, hub, datasets, evaluation, pretraining):  # each imports torch in its handlers only
+    # each imports torch in its handlers only; the order is the help's
+    for module in (catalog, hashes, hub, datasets, presets, evaluation, analyses, pretraining):
         module.add_commands(sub, common)
     return parser
 

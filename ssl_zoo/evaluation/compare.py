@@ -6,7 +6,9 @@ draws its label-fraction subset with ``seed + t``, the same for every model, so 
 into the same ``out_dir`` skips the cells already there (resume), and ``shard=(k, n)`` runs only cells
 ``k-1, k-1+n, ...`` so machines (a Slurm array, several GPUs) share the matrix; once every cell is in
 ``out_dir``, any call writes ``runs.csv``, ``results.csv``, ``results.md`` (mean ± 95 % t half-width over trials,
-paired p-value against the first model) and ``label_efficiency.png`` (+ PDF, SVG).
+paired p-value against the first model) and ``label_efficiency.png`` (+ PDF, SVG). The p-values pair the
+per-image test scores each run records (``test_scores``, in test-split order; the probe and the fine-tune write them
+as ``test_scores-trial-0.npy`` beside the run's record, see ``report``) against the targets of the shared test split.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ..errors import DatasetError, SettingError, StatisticWarning, UnknownPreset
 from ..store.atomic import write_text_atomic
 from .data import Samples
 from .plots import draw_or_warn, label_efficiency_plot, model_label
+from .report import read_record
 from .results import write_csv
 from .significance import TESTS, delong, paired_bootstrap
 from .splits import make_splits
@@ -176,7 +179,7 @@ def compare(models: Sequence[str | Path], data: Samples | dict[str, Samples], ou
     result = {"rows": [], "files": {}, "cells": len(cells), "done": len(cells) - len(missing), "missing": missing,
               "dataset": getattr(data, "card", None)}
     if not missing:
-        records = {c: json.loads((c.folder(out_dir) / filename).read_text()) for c in cells}
+        records = {c: read_record(c.folder(out_dir) / filename) for c in cells}
         rows, runs = summary_rows(records, parts["test"], metric, test, resamples, seed)
         title = f"{dataset or dataset_name(data)}: {protocol} protocol, test {'AUC' if metric == 'auc' else metric}"
         result.update(rows=rows, files=write_outputs(out_dir, runs, rows, metric=metric, title=title, test=test))
@@ -222,6 +225,10 @@ def paired_test(records: dict[Cell, dict], model: str, baseline: str, fraction: 
         return {"p_value": None, "test": "n/a: the protocol's records hold no per-image test_scores",
                 "versus": baseline}
     targets = test_set.class_ids()
+    if any(len(s) != len(targets) for s in a + b):
+        raise DatasetError(f"the runs of {model} or {baseline} in the output folder scored another test split "
+                           f"({sorted({len(s) for s in a + b})} images, not {len(targets)}): the data or seed "
+                           f"changed since; use a new --out folder")
     if test == "delong":
         p = max(delong(targets, x, y)["p_value"] for x, y in zip(a, b))  # the least significant trial
     else:

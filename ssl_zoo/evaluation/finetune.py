@@ -94,7 +94,11 @@ def predict(net: Any, samples: Samples, transform: Callable, speed: Any, batch_s
 
 def evaluate(net: Any, samples: Samples, transform: Callable, speed: Any, batch_size: int) -> dict[str, float]:
     """Test metrics of ``net`` on ``samples`` plus ``loss`` (the training loss on them)."""
-    scores = predict(net, samples, transform, speed, batch_size)
+    return score_metrics(samples, predict(net, samples, transform, speed, batch_size))
+
+
+def score_metrics(samples: Samples, scores: np.ndarray) -> dict[str, float]:
+    """``classification_metrics`` of ``scores`` on ``samples`` plus ``loss`` (the training loss on them)."""
     metrics = classification_metrics(samples.task, samples.class_ids(), scores)
     return {**metrics, "loss": score_loss(samples.task, samples.targets, scores)}
 
@@ -217,7 +221,7 @@ def search(model: str | Path, parts: dict[str, Samples], options: dict[str, Any]
 
 def finetune_trial(model: str | Path, parts: dict[str, Samples], *, trial_seed: int, fraction: float,
                    options: dict[str, Any], speed: Any) -> dict[str, Any]:
-    """One trial: subsample, (search,) train from fresh weights, score on test."""
+    """One trial: subsample, (search,) train from fresh weights, score on test (per-image scores kept)."""
     s = options["settings"]
     keep = subsample(np.arange(len(parts["train"])), fraction, seed=trial_seed, groups=parts["train"].groups)
     trial_parts = {**parts, "train": parts["train"].subset(keep)}
@@ -228,8 +232,9 @@ def finetune_trial(model: str | Path, parts: dict[str, Samples], *, trial_seed: 
         trial_parts = {**trial_parts, "train": merge(trial_parts["train"], trial_parts["val"])}
     net, transforms, run = run_config(model, trial_parts, options, speed, seed=trial_seed, lr=lr, weight_decay=wd,
                                       validate=True)
-    test = evaluate(net, parts["test"], transforms[2], speed, s.batch_size)
-    return {**run, "seed": trial_seed, "lr": lr, "weight_decay": wd, "search": grid, "test": test,
+    scores = predict(net, parts["test"], transforms[2], speed, s.batch_size)
+    return {**run, "seed": trial_seed, "lr": lr, "weight_decay": wd, "search": grid,
+            "test": score_metrics(parts["test"], scores), "test_scores": scores.astype(np.float32),
             "train_indices": keep.tolist()}
 
 
@@ -255,7 +260,8 @@ def finetune(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: 
             without ``steps`` trains by epochs (``steps=0``).
 
     Returns:
-        ``{"protocol": "finetune", ..., "trials": [...], "summary": {...}, "preset": {...}}``.
+        ``{"protocol": "finetune", ..., "trials": [...], "summary": {...}, "preset": {...}}``; with ``out_dir``
+        each trial names its ``test_scores-trial-<t>.npy`` (per-image test probabilities, which ``compare`` pairs).
 
     Raises:
         UnknownPresetError / PresetError: A bad preset name or override.

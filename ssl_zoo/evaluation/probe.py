@@ -153,7 +153,8 @@ def search_C(probe: Probe, train: tuple[np.ndarray, np.ndarray], val: tuple[np.n
 
 def probe_features(feats: dict[str, np.ndarray], parts: dict[str, Samples], settings: LinearSettings, *,
                    fraction: float, seed: int, progress: bool = True) -> dict[str, Any]:
-    """One probe trial on precomputed features: search C on val, refit on train (+ val), score on test."""
+    """One probe trial on precomputed features: search C on val, refit on train (+ val), score on test; the
+    per-image test probabilities (test-split order) come back as ``test_scores``."""
     task, k = parts["train"].task, len(parts["train"].classes)
     keep = subsample(np.arange(len(parts["train"])), fraction, seed=seed, groups=parts["train"].groups)
     train = (feats["train"][keep], parts["train"].class_ids()[keep])
@@ -168,9 +169,10 @@ def probe_features(feats: dict[str, np.ndarray], parts: dict[str, Samples], sett
         C, grid_scores = search_C(probe, train, val, c_grid(settings), metric, progress=progress)
     final = (np.concatenate([train[0], val[0]]), np.concatenate([train[1], val[1]])) \
         if settings.refit == "train+val" else train
-    test = classification_metrics(task, parts["test"].class_ids(), probe.fit(*final, C).scores(test_x))
+    scores = probe.fit(*final, C).scores(test_x)
     return {"C": C, "selected_by": metric, "C_grid_scores": grid_scores, "train_indices": keep.tolist(),
-            "test": test}
+            "test": classification_metrics(task, parts["test"].class_ids(), scores),
+            "test_scores": scores.astype(np.float32)}
 
 
 def linear_probe(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: str | Path | None = None,
@@ -194,8 +196,9 @@ def linear_probe(model: str | Path, data: Samples | dict[str, Samples], *, out_d
         **overrides: Single ``LinearSettings`` fields (``C=``, ``image_size=``, ``metric=`` ...); None is ignored.
 
     Returns:
-        The record written to ``probe.json``: per-trial ``C`` and test metrics, their ``summary`` and ``preset``
-        (the preset's name, every effective setting, which ones were overridden).
+        The record written to ``probe.json``: per-trial ``C``, test metrics and (with ``out_dir``) the name of
+        its ``test_scores-trial-<t>.npy`` (per-image test probabilities, which ``compare`` pairs), their
+        ``summary`` and ``preset`` (the preset's name, every effective setting, which ones were overridden).
 
     Raises:
         UnknownPresetError: An unknown preset or one without a ``[linear]`` table.
