@@ -183,3 +183,16 @@ def test_list_fits_100_columns_and_explains_status(capsys: pytest.CaptureFixture
     assert "…" in out and "converted = model folder ready" in " ".join(err.split())
     code, wide, _ = run(capsys, "list", "--wide")
     assert max(map(len, wide.splitlines())) > max(map(len, out.splitlines())) and "…" not in wide
+
+
+# --- found in the first-hour walk-through (after issue 16) -----------------------------------------------------
+
+@pytest.mark.parametrize("content", [os.urandom(3000), b"hello\n"])
+def test_convert_of_a_junk_file_names_that_file_and_what_to_check(capsys: pytest.CaptureFixture, tmp_path: Path,
+                                                                   content: bytes) -> None:
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(content)
+    code, _, err = run(capsys, "convert", "moco-v2", "--from-file", str(junk))
+    assert code == 1
+    line = one_line(err, str(junk), "ssl-zoo info moco-v2")
+    assert "staging" not in line and "pull again" not in line and "URL" not in line

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..errors import NotACheckpointError
+from ..errors import ConversionError, NotACheckpointError
 from ..modelfolder.files import check_intact, is_complete
 from ..registry import Entry, get_entry
 from ..store import cache
@@ -70,8 +70,25 @@ def convert_user_file(name: str, path: Path) -> Path:
     entry = get_entry(name)
     with entry_lock(entry.name):
         remove_stale_temporaries(entry.name)
-        with staged_user_files(entry, Path(path).expanduser()) as files:
-            return convert_locked(entry, files[0].path, files[0].digest)
+        user = Path(path).expanduser()
+        with staged_user_files(entry, user) as files:
+            try:
+                return convert_locked(entry, files[0].path, files[0].digest)
+            except (NotACheckpointError, ConversionError) as exc:
+                raise about_user_file(exc, files[0].path, user, entry.name) from None
+
+
+# what the readers advise about a bad download, and what to do about one's own file instead
+_DOWNLOAD_ADVICE = ("check the URL, or delete it and pull again", "delete it and pull again")
+
+
+def about_user_file(exc: NotACheckpointError | ConversionError, staged: Path, user: Path,
+                    name: str) -> NotACheckpointError | ConversionError:
+    """The same error, told about the user's file: its path instead of the staged copy's, advice for it."""
+    text = str(exc).replace(str(staged), str(user)).replace("ssl-zoo info NAME", f"ssl-zoo info {name}")
+    for advice in _DOWNLOAD_ADVICE:
+        text = text.replace(advice, f"check that it is the whole file `ssl-zoo info {name}` names")
+    return type(exc)(text)
 
 
 def remove_stale_temporaries(name: str) -> list[Path]:
