@@ -196,3 +196,16 @@ def test_convert_of_a_junk_file_names_that_file_and_what_to_check(capsys: pytest
     assert code == 1
     line = one_line(err, str(junk), "ssl-zoo info moco-v2")
     assert "staging" not in line and "pull again" not in line and "URL" not in line
+
+
+@pytest.mark.parametrize("kind", ["missing", "data folder"])
+def test_a_model_that_is_no_model_folder_says_what_model_takes(tmp_path: Path, kind: str) -> None:
+    from ssl_zoo.errors import ModelFolderError
+
+    model = tmp_path / "nothing-here"
+    if kind == "data folder":
+        (model / "a").mkdir(parents=True)
+    with pytest.raises(ModelFolderError) as info:
+        ssl_zoo.load(model)
+    line = one_line(str(info.value), str(model), "registry name", "hf-hub:")
+    assert "again" not in line

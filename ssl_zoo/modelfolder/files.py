@@ -144,11 +144,20 @@ def read_config(folder: Path) -> dict[str, Any]:
     """
     missing = missing_files(folder)
     if missing:
-        raise ModelFolderError(f"{folder} is not a model folder (missing {missing}): pull or convert it again")
+        raise ModelFolderError(_not_a_folder(folder, missing))
     try:
         return json.loads((folder / CONFIG).read_text())
     except ValueError as exc:
         raise ModelFolderError(f"{folder / CONFIG} is not valid JSON ({exc}): pull it again with --force") from None
+
+
+def _not_a_folder(folder: Path, missing: list[str]) -> str:
+    """Why ``folder`` is not a model folder, and what to give instead (a damaged one is pulled again)."""
+    if len(missing) < len(REQUIRED):
+        return f"{folder} is an incomplete model folder (missing {missing}): pull or convert it again"
+    what = "does not exist" if not folder.exists() else "is not a model folder (no config.json, model.safetensors)"
+    return (f"{folder} {what}: give a registry name (`ssl-zoo list`), hf-hub:ORG/REPO, or a folder written by "
+            "`ssl-zoo pull`, `convert` or `pretrain`")
 
 
 def read_weights(folder: Path, *, verify: bool = False) -> dict[str, torch.Tensor]:
