@@ -209,3 +209,17 @@ def test_a_model_that_is_no_model_folder_says_what_model_takes(tmp_path: Path, k
         ssl_zoo.load(model)
     line = one_line(str(info.value), str(model), "registry name", "hf-hub:")
     assert "again" not in line
+
+
+@pytest.mark.parametrize("which", ["images", "masks"])
+def test_segmentation_folders_that_are_files_are_one_line(tmp_path: Path, which: str) -> None:
+    from ssl_zoo.errors import DatasetError
+
+    folders = {"images": tmp_path / "images", "masks": tmp_path / "masks"}
+    for folder in folders.values():
+        folder.mkdir()
+    folders[which] = tmp_path / "file.bin"
+    folders[which].write_bytes(b"\0")
+    with pytest.raises(DatasetError) as info:
+        ssl_zoo.read_dataset(folders["images"], masks=folders["masks"])
+    one_line(str(info.value), "file.bin", "is not a folder")

@@ -234,8 +234,12 @@ def read_segmentation_pairs(image_dir: str | Path, mask_dir: str | Path) -> Samp
     """Images and binary masks matched by file stem (mask pixels > 0 are foreground).
 
     Raises:
-        DatasetError: An image without a mask, or no pairs at all.
+        DatasetError: A path that is not a folder, an image without a mask, or no pairs at all.
     """
+    for folder, role in ((image_dir, "the images"), (mask_dir, "--masks")):
+        if not Path(folder).is_dir():
+            raise DatasetError(f"{folder} ({role}) is not a folder: give a folder of images and, with --masks, a "
+                               "folder of masks named like them")
     masks = {_stem(p): p for p in Path(mask_dir).iterdir() if _is_image(p)}
     images = sorted(p for p in Path(image_dir).iterdir() if _is_image(p))
     unmatched = [p.name for p in images if _stem(p) not in masks]
