@@ -223,3 +223,12 @@ def test_segmentation_folders_that_are_files_are_one_line(tmp_path: Path, which:
     with pytest.raises(DatasetError) as info:
         ssl_zoo.read_dataset(folders["images"], masks=folders["masks"])
     one_line(str(info.value), "file.bin", "is not a folder")
+
+
+def test_an_image_argument_that_is_a_folder_says_so(tmp_path: Path) -> None:
+    from ssl_zoo.errors import DatasetError
+    from ssl_zoo.evaluation.images import read_image
+
+    with pytest.raises(DatasetError) as info:
+        read_image(tmp_path)
+    one_line(str(info.value), "is a folder", "*.png")

@@ -31,6 +31,8 @@ def read_image(path: str | Path, *, window: tuple[float, float] | None = None,
         DatasetError: The file is missing or not an image.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DatasetError(f"{path} is a folder, not an image file: give the image files (e.g. {path}/*.png)")
     if not path.is_file():
         raise DatasetError(f"{path}: image file not found; check the dataset paths")
     name = path.name.lower()
