@@ -78,6 +78,10 @@ class BundleError(SslZooError, ValueError):
     """An air-gap bundle that is malformed, unsafe or does not match its manifest; nothing was installed."""
 
 
+class BundleNotFoundError(BundleError, FileNotFoundError):
+    """A bundle path that is not a file (also a ``FileNotFoundError``); nothing was installed."""
+
+
 class SettingError(SslZooError, ValueError):
     """An environment variable set to a value ssl_zoo does not know."""
 

@@ -232,3 +232,10 @@ def test_an_image_argument_that_is_a_folder_says_so(tmp_path: Path) -> None:
     with pytest.raises(DatasetError) as info:
         read_image(tmp_path)
     one_line(str(info.value), "is a folder", "*.png")
+
+
+def test_bundle_install_of_a_missing_file_says_what_to_give(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    code, _, err = run(capsys, "bundle", "install", str(tmp_path / "models.tar"))
+    assert code == 1
+    one_line(err, "models.tar is not a file", "ssl-zoo bundle create")
+    assert not (cache.home() / "models").exists() or not any((cache.home() / "models").iterdir())

@@ -27,7 +27,7 @@ from typing import Any, BinaryIO, Iterable
 
 from .. import __version__
 from ..store import cache
-from ..errors import BundleError, ModelFolderError, one_line
+from ..errors import BundleError, BundleNotFoundError, ModelFolderError, one_line
 from ..modelfolder.files import replace_dir  # the same swap-in that conversions use
 from ..modelfolder.files import folder_files, is_complete, verify_folder
 from ..progress import byte_bar
@@ -124,8 +124,11 @@ def install_bundle(path: str | Path, *, progress: bool = True) -> list[Path]:
 
     Raises:
         BundleError: On anything unexpected in the tar or any hash mismatch; then nothing is installed.
-        FileNotFoundError: If ``path`` does not exist.
+        BundleNotFoundError: If ``path`` is not a file (also a ``FileNotFoundError``).
     """
+    if not Path(path).is_file():
+        raise BundleNotFoundError(f"{path} is not a file: give the tar that `ssl-zoo bundle create FILE.tar` wrote "
+                                  "on the connected machine; nothing was installed")
     models = cache.home() / "models"
     models.mkdir(parents=True, exist_ok=True)
     staging = models / f".bundle-{uuid.uuid4().hex[:8]}"  # same file system: the final moves are renames
