@@ -239,3 +239,15 @@ def test_bundle_install_of_a_missing_file_says_what_to_give(capsys: pytest.Captu
     assert code == 1
     one_line(err, "models.tar is not a file", "ssl-zoo bundle create")
     assert not (cache.home() / "models").exists() or not any((cache.home() / "models").iterdir())
+
+
+def test_offline_hint_for_a_metric_network_is_one_that_works(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ssl_zoo.errors import OfflineError
+    from ssl_zoo.evaluation.perceptual import load_lpips
+
+    monkeypatch.setenv("SSL_ZOO_OFFLINE", "1")
+    with pytest.raises(OfflineError) as info:
+        load_lpips("alex", progress=False)
+    expected = cache.download_path("lpips-alex", "alexnet-owt-7be5be79.pth")
+    line = one_line(str(info.value), f"put it at {expected}")
+    assert "ssl-zoo convert lpips-alex" not in line  # not a registry entry: `convert` refuses the name

@@ -34,10 +34,14 @@ def source_urls(entry: Entry, source: Source) -> list[str]:
 
 
 def how_to_supply(entry: Entry, source: Source) -> str:
-    """The one-line instruction for putting a file in place by hand."""
-    return (f"download {source.url or source.filename} yourself and run "
-            f"`ssl-zoo convert {entry.name} --from-file PATH`, or set SSL_ZOO_MIRROR to a folder or server "
-            f"holding {entry.name}/{source.filename}")
+    """The one-line instruction for putting a file in place by hand (a metric network, not a registry entry,
+    has no ``convert`` command: its file goes straight into the downloads cache, checked on use)."""
+    from ..registry import all_entries
+
+    by_hand = (f"run `ssl-zoo convert {entry.name} --from-file PATH`" if entry.name in all_entries()
+               else f"put it at {cache.download_path(entry.name, source.filename)}")
+    return (f"download {source.url or source.filename} yourself and {by_hand}, or set SSL_ZOO_MIRROR to a "
+            f"folder or server holding {entry.name}/{source.filename}")
 
 
 def trusted_digest(entry: Entry, source: Source) -> str | None:
