@@ -251,3 +251,22 @@ def test_offline_hint_for_a_metric_network_is_one_that_works(monkeypatch: pytest
     expected = cache.download_path("lpips-alex", "alexnet-owt-7be5be79.pth")
     line = one_line(str(info.value), f"put it at {expected}")
     assert "ssl-zoo convert lpips-alex" not in line  # not a registry entry: `convert` refuses the name
+
+
+@pytest.mark.parametrize("command", ["saliency", "reconstruct"])
+def test_a_bad_later_image_stops_before_any_work(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path, command: str) -> None:
+    from PIL import Image
+
+    from ssl_zoo.evaluation import perceptual, reconstruction, saliency
+
+    good = tmp_path / "good.png"
+    Image.fromarray(np.full((40, 40), 128, np.uint8)).save(good)
+    (tmp_path / "bad.png").write_text("not an image")
+    for module in (saliency, reconstruction):
+        monkeypatch.setattr(module, "load_backbone", lambda *a, **k: pytest.fail("the model was loaded first"))
+    monkeypatch.setattr(perceptual, "load_lpips", lambda *a, **k: pytest.fail("LPIPS was pulled first"))
+    code, _, err = run(capsys, command, "supervised-r18", str(good), str(tmp_path / "bad.png"),
+                       "--out", str(tmp_path / "out"))
+    assert code == 1
+    one_line(err, "bad.png")

@@ -252,14 +252,15 @@ def reconstruct(model: str | Path, images: list[Any], out_dir: str | Path, *, pr
 
     resolved = resolve("reconstruction", preset, **overrides)
     s, target_device = resolved.settings, pick_device(device)
+    # every image read before anything is pulled or optimised: a bad third image must not cost two runs
+    units = [unit_crop(load_item(item), s.image_size, s.image_size, "bicubic")[None] for item in images]
     metrics = {net: load_lpips(net, progress=progress).to(target_device) for net in s.perceptual}  # pull first
     backbone = load_backbone(model, progress=progress, guard=s.normalise_input)  # [0,1] input is the paper's
     net = backbone.model.eval().to(target_device).requires_grad_(False)
     features, prepare = feature_map(net, s.layer), model_input(backbone.folder, s)
     out_dir, entries = Path(out_dir), []
     out_dir.mkdir(parents=True, exist_ok=True)
-    for i, item in enumerate(images):
-        unit = unit_crop(load_item(item), s.image_size, s.image_size, "bicubic")[None]
+    for i, (item, unit) in enumerate(zip(images, units)):
         target = features(prepare(unit.to(target_device))).detach()
         recon, losses = optimise(lambda x: features(prepare(x)), target, s, target_device, progress)
         pixels = to_8bit(recon, s.clip)

@@ -164,14 +164,15 @@ def saliency(model: str | Path, images: Sequence[Any], out_dir: str | Path, *, p
     resolved = resolve("saliency", preset, image_size=image_size, window=window, normalization=normalization)
     s = resolved.settings
     check_size(s.image_size, s.window)
+    # every image read before the first of its tens of thousands of forward passes: a bad one stops at once
+    units = [unit_crop(load_item(item), s.image_size, s.image_size, s.interpolation) for item in images]
     target = pick_device(device)
     backbone = load_backbone(model, in_chans=in_chans, progress=progress)
     norm = analysis_normalization(backbone.folder, s.normalization, in_chans)
     net = backbone.model.eval().to(target)
     out_dir, entries = Path(out_dir), []
     out_dir.mkdir(parents=True, exist_ok=True)
-    for i, item in enumerate(images):
-        unit = unit_crop(load_item(item), s.image_size, s.image_size, s.interpolation)
+    for i, (item, unit) in enumerate(zip(images, units)):
         x = normalize_unit(unit, norm)
         smap = accumulate(occlusion_scores(net, x.to(target), window=s.window, value=s.value,
                                            batch_size=batch_size, progress=progress), s.window)
