@@ -270,3 +270,17 @@ def test_a_bad_later_image_stops_before_any_work(capsys: pytest.CaptureFixture, 
                        "--out", str(tmp_path / "out"))
     assert code == 1
     one_line(err, "bad.png")
+
+
+def test_fewshot_with_too_few_classes_stops_before_features_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ssl_zoo.errors import DatasetError
+    from ssl_zoo.evaluation import fewshot
+    from ssl_zoo.evaluation.data import Samples
+
+    monkeypatch.setattr(fewshot, "load_backbone", lambda *a, **k: pytest.fail("features before the check"))
+    labels = np.repeat([0, 1], 12)
+    data = Samples(np.zeros((24, 8, 8), np.uint8), labels, "binary", ("a", "b"))
+    with pytest.raises(DatasetError) as info:
+        fewshot.fewshot("supervised-r18", data, k_shot=50)
+    one_line(str(info.value), "needs 5 classes (--n-way)", "more than 50 images", "0 such of 2 classes",
+             "largest: 12 images")

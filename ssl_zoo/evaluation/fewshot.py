@@ -80,14 +80,26 @@ def episode_accuracy(feats: np.ndarray, labels: np.ndarray, rng: np.random.Gener
     return float((distances.argmin(1) == truth).mean())
 
 
+def check_classes(labels: np.ndarray, *, n_way: int, k_shot: int) -> np.ndarray:
+    """The images per class, once at least ``n_way`` classes have more than ``k_shot`` (checked before any work).
+
+    Raises:
+        DatasetError: Too few such classes; the message gives the counts and the options to lower.
+    """
+    counts = np.bincount(labels)
+    eligible = int((counts >= k_shot + 1).sum())
+    if eligible < n_way:
+        raise DatasetError(f"few-shot needs {n_way} classes (--n-way) with more than {k_shot} images (--k-shot); "
+                           f"the data has {eligible} such of {int((counts > 0).sum())} classes (largest: "
+                           f"{int(counts.max(initial=0))} images): lower --n-way or --k-shot")
+    return counts
+
+
 def fewshot_features(feats: np.ndarray, labels: np.ndarray, *, n_way: int = 5, k_shot: int = 5, n_query: int = 15,
                      episodes: int = 600, seed: int = 0, interval: str = "normal",
                      progress: bool = True) -> dict[str, Any]:
     """Episodes over precomputed features; ``{"accuracies": [...], "summary": ...}``."""
-    counts = np.bincount(labels)
-    eligible = int((counts >= k_shot + 1).sum())
-    if eligible < n_way:
-        raise DatasetError(f"only {eligible} classes have more than {k_shot} images; lower --n-way or --k-shot")
+    counts = check_classes(labels, n_way=n_way, k_shot=k_shot)
     keep = np.isin(labels, np.flatnonzero(counts >= k_shot + 1))
     feats, labels = feats[keep], labels[keep]
     rng = np.random.default_rng(seed)
@@ -132,6 +144,7 @@ def fewshot(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: s
         data = data["test"]  # a dataset with its own splits: episodes come from its held-out images
     if data.task == "multilabel":
         raise DatasetError("few-shot needs one class per image: give a class folder, a one-column CSV or an .npz")
+    check_classes(data.class_ids(), n_way=s.n_way, k_shot=s.k_shot)
     backbone = load_backbone(model, in_chans=in_chans, progress=progress)
     transform = paper_transform(read_config(backbone.folder), s, in_chans=in_chans)
     feats = extract_features(backbone, data, transform, speed=Speed.fast(device), batch_size=s.batch_size,
