@@ -284,3 +284,20 @@ def test_fewshot_with_too_few_classes_stops_before_features_and_says_why(monkeyp
         fewshot.fewshot("supervised-r18", data, k_shot=50)
     one_line(str(info.value), "needs 5 classes (--n-way)", "more than 50 images", "0 such of 2 classes",
              "largest: 12 images")
+
+
+def test_pretrain_into_a_file_is_one_line(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    out = tmp_path / "notes.txt"
+    out.write_text("mine\n")
+    code, _, err = run(capsys, "pretrain", "--method", "simclr", "--data", str(tmp_path / "data"), "--out", str(out))
+    assert code == 1
+    one_line(err, "notes.txt is a file, not a folder")
+    assert out.read_text() == "mine\n"
+
+
+def test_pretrain_of_an_unknown_method_names_the_method(tmp_path: Path) -> None:
+    from ssl_zoo.errors import UnknownMethodError
+
+    with pytest.raises(UnknownMethodError, match="unknown pre-training method 'nope'"):
+        ssl_zoo.pretrain("nope", tmp_path, tmp_path / "run")

@@ -11,8 +11,9 @@ from ..errors import ModelFolderError, ResumeError, RunExistsError, TrainingData
 from ..intensity import Intensity, intensity_of
 from ..runtime import Speed, distributed_session
 from ..store import cache
+from ..store.atomic import check_output_folder
 from .augment import recipe_views
-from .base import Method, MethodSettings, build_method
+from .base import Method, MethodSettings, build_method, method_class
 from .checkpoint import CHECKPOINT
 from .data import Sample, ViewDataset, scan
 from .loop import EXTEND_RULE, LoopSettings, train
@@ -94,6 +95,7 @@ def pretrain(
         >>> pretrain("moco-v2", "scans/", "runs/moco", preset="wolf-lidc", epochs=200)["model"]
         PosixPath('runs/moco/model')
     """
+    method_class(method)  # an unknown name is named as such, not as a preset without its recipe
     resolved = resolve(method, preset, epochs=epochs, batch_size=batch_size, image_size=image_size, lr=lr,
                        weight_decay=weight_decay, warmup_epochs=warmup_epochs, clip=clip)
     recipe = resolved.recipe
@@ -161,7 +163,9 @@ def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> Path:
 
     Raises:
         RunExistsError: When ``run_dir`` holds a run and neither ``resume`` nor ``overwrite`` is set.
+        OutputFolderError: When ``run_dir`` (or a parent) is a file.
     """
+    check_output_folder(run_dir)
     held = [name for name in (CHECKPOINT, "model", "unet") if (run_dir / name).exists()]
     if held and not (resume or overwrite):
         raise RunExistsError(f"{run_dir} already holds a run ({', '.join(held)}): pass --resume to continue it, "
