@@ -89,7 +89,7 @@ def pretrain(
 
     Raises:
         UnknownMethodError, UnknownPresetError, PresetError, TrainingDataError, NonFiniteLossError, ResumeError,
-        RunExistsError, ModelFolderError.
+        RunExistsError, ModelFolderError, OutputFolderError.
 
     Example:
         >>> pretrain("moco-v2", "scans/", "runs/moco", preset="wolf-lidc", epochs=200)["model"]
