@@ -301,3 +301,25 @@ def test_pretrain_of_an_unknown_method_names_the_method(tmp_path: Path) -> None:
 
     with pytest.raises(UnknownMethodError, match="unknown pre-training method 'nope'"):
         ssl_zoo.pretrain("nope", tmp_path, tmp_path / "run")
+
+
+@pytest.mark.parametrize("command", [["probe", "supervised-r18", "DATA"], ["saliency", "supervised-r18", "IMAGE.png"]])
+def test_an_out_that_is_a_file_stops_before_any_work(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path, command: list[str]) -> None:
+    from PIL import Image
+
+    from ssl_zoo.evaluation import probe, saliency
+
+    for module in (probe, saliency):
+        monkeypatch.setattr(module, "load_backbone", lambda *a, **k: pytest.fail("work started"))
+    for label in ("a", "b"):
+        (tmp_path / "DATA" / label).mkdir(parents=True)
+        Image.fromarray(np.full((8, 8), 9, np.uint8)).save(tmp_path / "DATA" / label / "x.png")
+    Image.fromarray(np.full((8, 8), 9, np.uint8)).save(tmp_path / "IMAGE.png")
+    out = tmp_path / "results.txt"
+    out.write_text("mine\n")
+    argv = [str(tmp_path / a) if a[0].isupper() else a for a in command]
+    code, _, err = run(capsys, *argv, "--out", str(out))
+    assert code == 1
+    one_line(err, "results.txt is a file, not a folder")
+    assert out.read_text() == "mine\n"

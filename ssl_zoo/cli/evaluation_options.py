@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any, Callable
 
 from .common import add_command, format_table, positive_int, progress_enabled
@@ -49,8 +50,10 @@ def common_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def output_folder(args: argparse.Namespace) -> str:
-    """``--out``, or ``ssl_zoo_runs/<command>``."""
-    return args.out or f"{DEFAULT_OUT}/{args.command}"
+    """``--out``, or ``ssl_zoo_runs/<command>``; checked before any work (a file there is one line, not an errno)."""
+    from ..store.atomic import check_output_folder
+
+    return str(check_output_folder(Path(args.out or f"{DEFAULT_OUT}/{args.command}")))
 
 
 def preset_option(p: argparse.ArgumentParser, protocol: str) -> None:
