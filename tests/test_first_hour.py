@@ -323,3 +323,23 @@ def test_an_out_that_is_a_file_stops_before_any_work(capsys: pytest.CaptureFixtu
     assert code == 1
     one_line(err, "results.txt is a file, not a folder")
     assert out.read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("protocol, options", [
+    ("linear_probe", {"label_fraction": 2}), ("finetune", {"trials": 0}), ("segment", {"label_fraction": 0}),
+    ("fewshot", {}), ("invariance", {}), ("linear_probe", {"path": True}),
+])
+def test_protocol_functions_check_their_inputs_before_loading(monkeypatch: pytest.MonkeyPatch, protocol: str,
+                                                               options: dict) -> None:
+    from ssl_zoo.errors import DatasetError
+    import ssl_zoo.resolve
+    from ssl_zoo.evaluation.data import Samples
+
+    monkeypatch.setattr(ssl_zoo.resolve, "resolve_folder", lambda *a, **k: pytest.fail("the model was loaded first"))
+    samples = Samples(np.zeros((4, 8, 8), np.uint8), np.array([0, 1, 0, 1]), "binary", ("a", "b"))
+    data = "chest_xrays/" if options.pop("path", protocol in ("fewshot", "invariance")) else samples
+    with pytest.raises(DatasetError) as info:
+        getattr(ssl_zoo, protocol)("supervised-r18", data, **options)
+    one_line(str(info.value))
+    if isinstance(data, str):
+        assert "ssl_zoo.read_dataset('chest_xrays/')" in str(info.value)

@@ -30,7 +30,7 @@ from .plots import draw_or_warn, label_efficiency_plot, model_label
 from .report import read_record
 from .results import write_csv
 from .significance import TESTS, delong, paired_bootstrap
-from .splits import make_splits
+from .splits import check_run, make_splits
 from .stats import summarize
 
 # protocol -> (module, function, its record's file name)
@@ -166,6 +166,7 @@ def compare(models: Sequence[str | Path], data: Samples | dict[str, Samples], ou
     Example:
         >>> compare(["moco-v2", "supervised-r50"], read_dataset("cxr.csv"), "runs/cmp", protocol="probe")
     """
+    check_run(data)  # a path instead of read data; the numbers are checked below
     check_request(protocol, metric, test, label_fractions, trials)
     out_dir, shard = Path(out_dir), parse_shard(shard) if isinstance(shard, str) else shard
     parts, _ = make_splits(data, seed=seed)

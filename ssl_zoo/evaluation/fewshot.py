@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from ..errors import DatasetError
 from ..progress import bar
 from .backbone import load_backbone
+from .splits import check_run
 from .data import Samples
 from .features import extract_features
 from .preprocess import ImageSettings, paper_transform
@@ -135,6 +136,7 @@ def fewshot(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: s
     Example:
         >>> fewshot("moco-v2", read_image_folder("derm/"), n_way=5, k_shot=5)["summary"]["mean"]
     """
+    check_run(data)  # before any model is loaded
     from ..modelfolder.files import read_config
     from ..runtime import Speed
 

@@ -48,7 +48,7 @@ from .finetune_recipe import (EarlyStopping, FinetuneSettings, batches, make_opt
 from .preprocess import normalization_for, paper_transform
 from .presets import resolve
 from .report import report_trials
-from .splits import label_fraction as subsample
+from .splits import check_run, label_fraction as subsample
 
 def loss_function(task: str) -> Callable:
     """Cross-entropy (multiclass, int targets) or BCE-with-logits (binary: one logit; multilabel: float targets)."""
@@ -269,6 +269,7 @@ def finetune(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: 
     Example:
         >>> finetune("moco-v2", read_npz("breastmnist.npz"), preset="benchmark-transfer", trials=5, out_dir="runs/ft")
     """
+    check_run(data, label_fraction=label_fraction, trials=trials)  # before any model is loaded
     from ..modelfolder.files import read_config
     from ..resolve import resolve_folder
     from ..runtime import Speed, distributed_session

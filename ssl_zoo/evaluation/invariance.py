@@ -23,6 +23,7 @@ from ..errors import DatasetError
 from .analysis_input import analysis_normalization, normalize_unit, resize_crop, rgb_image, to_unit
 from ..progress import bar
 from .backbone import load_backbone
+from .splits import check_run
 from .data import Samples
 from .invariance_stats import Whitening, covariance_draw, pair_scores, whitening
 from .invariance_transforms import FAMILIES, apply, default_k, sweep
@@ -148,6 +149,7 @@ def invariance(model: str | Path, data: Samples, *, out_dir: str | Path | None =
     Example:
         >>> invariance("moco-v2", read_dataset("retina.csv"), transforms=("rotation", "h_flip"))
     """
+    check_run(data)  # before any model is loaded
     from .presets import resolve
 
     resolved = resolve("invariance", preset, **overrides)

@@ -40,7 +40,7 @@ from .paper_splits import paper_splits
 from .preprocess import ImageSettings, paper_transform
 from .presets import resolve
 from .report import report_trials
-from .splits import label_fraction as subsample
+from .splits import check_run, label_fraction as subsample
 
 SELECTION_METRICS = ("accuracy", "mean_per_class_accuracy", "auc")
 
@@ -207,6 +207,7 @@ def linear_probe(model: str | Path, data: Samples | dict[str, Samples], *, out_d
     Example:
         >>> linear_probe("moco-v2", read_dataset("chest_xrays/"), out_dir="runs/probe", label_fraction=0.1)
     """
+    check_run(data, label_fraction=label_fraction, trials=trials)  # before any model is loaded
     from ..modelfolder.files import read_config
     from ..runtime import Speed
 

@@ -31,7 +31,7 @@ from .preprocess import SizedTransform, normalization_for
 from .presets import resolve
 from .report import report_trials
 from .segment_masks import MaskDataset, dice_iou, dice_loss, foreground, probabilities
-from .splits import label_fraction as subsample
+from .splits import check_run, label_fraction as subsample
 from .splits import make_splits
 
 
@@ -225,6 +225,7 @@ def segment(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: s
     Example:
         >>> segment("moco-v2", read_segmentation_pairs("lungs/images", "lungs/masks"), trials=3, out_dir="runs/seg")
     """
+    check_run(data, label_fraction=label_fraction, trials=trials)  # before any model is loaded
     from ..modelfolder.files import read_config
     from ..resolve import resolve_folder
     from ..runtime import Speed

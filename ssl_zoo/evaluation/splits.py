@@ -63,6 +63,24 @@ def _take_groups(order: list[np.ndarray], count: int) -> tuple[np.ndarray, list[
     return (np.concatenate(taken) if taken else np.zeros(0, np.int64)), order[cut:]
 
 
+def check_run(data: object, *, label_fraction: float = 1.0, trials: int = 1) -> None:
+    """What a protocol call checks before it loads a model: data already read, a fraction in (0, 1], trials >= 1.
+
+    Raises:
+        DatasetError: A path given as data, a label fraction outside (0, 1], or fewer than one trial.
+
+    Example:
+        >>> check_run("chest_xrays/")  # doctest: +SKIP
+        DatasetError: data is the path chest_xrays/: read it first with ssl_zoo.read_dataset('chest_xrays/')
+    """
+    if isinstance(data, (str, Path)):
+        raise DatasetError(f"data is the path {data}: read it first with ssl_zoo.read_dataset({str(data)!r})")
+    if not 0 < label_fraction <= 1:
+        raise DatasetError(f"label fraction {label_fraction} is outside (0, 1]; give e.g. 0.1 for 10 % of the labels")
+    if trials < 1:
+        raise DatasetError(f"trials={trials}: give 1 or more")
+
+
 def label_fraction(train: np.ndarray, fraction: float, *, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
     """The sorted subset of ``train`` kept at ``fraction`` (0 < fraction <= 1) of the labels.
 
