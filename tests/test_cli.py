@@ -302,6 +302,8 @@ def test_verify_corrupt_download(capsys: pytest.CaptureFixture) -> None:
     code, results = verify_json(capsys)
     assert code == 1 and [r["status"] for r in results] == ["mismatch"]
     assert "recorded in" in results[0]["message"]
+    code, _, err = run(capsys, "verify")  # the table cuts the message to fit; stderr holds it whole
+    assert code == 1 and err.strip() == f"{UNPINNED}: {results[0]['message']}"
 
 
 def test_verify_pinned_mismatch_and_unrecorded(capsys: pytest.CaptureFixture, pinned: str) -> None:

@@ -136,6 +136,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if not results:
         print(f"nothing cached under {cache.home()}: nothing to verify", file=sys.stderr)
     emit(args, [{**dataclasses.asdict(r), "item": str(r.item)} for r in results], VERIFY_COLUMNS)
+    if not args.json:  # as for pull: the table may cut a problem's message, so each one is also printed whole
+        for result in results:
+            if not result.ok:
+                print(f"{result.name}: {result.message}", file=sys.stderr)
     return 0 if all(r.ok for r in results) else 1
 
 
