@@ -343,3 +343,9 @@ def test_protocol_functions_check_their_inputs_before_loading(monkeypatch: pytes
     one_line(str(info.value))
     if isinstance(data, str):
         assert "ssl_zoo.read_dataset('chest_xrays/')" in str(info.value)
+
+
+def test_help_says_a_plain_folder_is_a_mirror(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["pull", "--help"])
+    assert "SSL_ZOO_MIRROR (http(s):// or file:// base, or a folder)" in capsys.readouterr().out

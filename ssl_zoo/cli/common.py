@@ -18,7 +18,7 @@ exit codes: 0 success; 1 an error, or an entry that pull or verify found failed;
 130 interrupted; 141 stdout closed early (`| head`).
 `pull --all` reports user-supplied entries that have no file as "skipped (user-supplied)" without failing;
 named explicitly, they fail with the instruction to get the file.
-environment: SSL_ZOO_HOME (cache), SSL_ZOO_MIRROR (http(s):// or file:// base), SSL_ZOO_OFFLINE=1,
+environment: SSL_ZOO_HOME (cache), SSL_ZOO_MIRROR (http(s):// or file:// base, or a folder), SSL_ZOO_OFFLINE=1,
 SSL_ZOO_QUIET=1 (no progress bars), SSL_ZOO_DEBUG=1 (tracebacks),
 SSL_ZOO_SOURCE=auto|hub|upstream (where converted weights of a registry name come from)."""
 
