@@ -346,6 +346,5 @@ def test_protocol_functions_check_their_inputs_before_loading(monkeypatch: pytes
 
 
 def test_help_says_a_plain_folder_is_a_mirror(capsys: pytest.CaptureFixture) -> None:
-    with pytest.raises(SystemExit):
-        cli.main(["pull", "--help"])
-    assert "SSL_ZOO_MIRROR (http(s):// or file:// base, or a folder)" in capsys.readouterr().out
+    code, out, _ = run(capsys, "pull", "--help")
+    assert code == 0 and "SSL_ZOO_MIRROR (http(s):// or file:// base, or a folder)" in out
