@@ -348,3 +348,16 @@ def test_protocol_functions_check_their_inputs_before_loading(monkeypatch: pytes
 def test_help_says_a_plain_folder_is_a_mirror(capsys: pytest.CaptureFixture) -> None:
     code, out, _ = run(capsys, "pull", "--help")
     assert code == 0 and "SSL_ZOO_MIRROR (http(s):// or file:// base, or a folder)" in out
+
+
+def test_segment_does_not_warn_about_the_presets_own_normalisation(r18_folder: Path) -> None:  # noqa: F811
+    import warnings
+
+    import torch
+
+    from ssl_zoo.evaluation.segment import build_unet
+
+    unet, _ = build_unet(r18_folder, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the guard's InputWarning would raise here
+        unet.eval()(torch.rand(1, 3, 64, 64))  # [0, 1] pixels, as benchmark-transfer's "none" feeds them

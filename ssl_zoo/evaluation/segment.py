@@ -94,8 +94,10 @@ def build_unet(ref: str | Path, *, in_chans: int = 3, keep_decoder: bool = False
     from ..modelfolder.files import read_config
 
     folder = resolve_folder(ref, progress=progress)
+    # no input guard: the preset sets the normalisation (upstream's U-Net runs feed [0,1] pixels, "none") and the
+    # record names it; a warning to use ssl_zoo.transforms would contradict the paper's recipe
     unet = load(folder, task="segmentation", classes=1 if classes == 1 else classes + 1, in_chans=in_chans,
-                progress=progress)
+                progress=progress, guard=False)
     if not keep_decoder:
         initialize_decoder(unet.decoder)
     initialize_head(unet.segmentation_head)
