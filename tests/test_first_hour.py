@@ -361,3 +361,12 @@ def test_segment_does_not_warn_about_the_presets_own_normalisation(r18_folder: P
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the guard's InputWarning would raise here
         unet.eval()(torch.rand(1, 3, 64, 64))  # [0, 1] pixels, as benchmark-transfer's "none" feeds them
+
+
+@pytest.mark.parametrize("options", [{"features_only": True, "num_classes": 3}, {"num_classes": -1}])
+def test_load_options_that_would_be_ignored_are_refused(r18_folder: Path, options: dict) -> None:  # noqa: F811
+    from ssl_zoo.errors import OptionError
+
+    with pytest.raises(OptionError, match="num_classes cannot apply") as info:
+        ssl_zoo.load(r18_folder, **options)
+    one_line(str(info.value))

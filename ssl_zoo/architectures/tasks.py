@@ -32,18 +32,21 @@ def check_options(kind: ArchKind, task: str, *, features_only: bool, exact: bool
     """
     builds = "a segmentation network" if task == "segmentation" else "Models Genesis' UNet3D encoder"
     segmenting = task == "segmentation" or kind is ArchKind.UNET3D
-    reasons = {
-        "features_only": (features_only and segmenting,
-                          f"{builds} has no timm feature wrapper: load the backbone (task='classification')"),
-        "exact": (exact is not None and segmenting,
-                  f"TF 'SAME' padding is applied to timm backbones only, not to {builds}: drop exact="),
-        "num_classes": (bool(num_classes) and task == "segmentation",
-                        "a segmentation network has no classification head: pass classes= for its output channels"),
-        "classes": (classes is not None and task == "classification",
-                    "classes= sets a segmentation head's channels: pass num_classes= for a classification head, "
-                    "or task='segmentation'"),
-    }
-    for option, (bad, why) in reasons.items():
+    reasons = [
+        ("features_only", features_only and segmenting,
+         f"{builds} has no timm feature wrapper: load the backbone (task='classification')"),
+        ("exact", exact is not None and segmenting,
+         f"TF 'SAME' padding is applied to timm backbones only, not to {builds}: drop exact="),
+        ("num_classes", bool(num_classes) and task == "segmentation",
+         "a segmentation network has no classification head: pass classes= for its output channels"),
+        ("num_classes", bool(num_classes) and features_only,
+         "features_only=True gives the stages' feature maps, which have no head: drop one of the two"),
+        ("num_classes", num_classes < 0, f"got {num_classes}: pass 0 (pooled features) or the number of classes"),
+        ("classes", classes is not None and task == "classification",
+         "classes= sets a segmentation head's channels: pass num_classes= for a classification head, "
+         "or task='segmentation'"),
+    ]
+    for option, bad, why in reasons:
         if bad:
             raise OptionError(f"{option} cannot apply with task={task!r}: {why}")
 
