@@ -14,7 +14,8 @@ from .errors import ModelFolderError
 from .frameworks import check_framework
 from .guard import attach_guard, guard_enabled
 from .modelfolder.files import read_config, read_weights, verify_folder
-from .resolve import resolve_folder
+from .registry import get_entry
+from .resolve import RefKind, reference_kind, resolve_folder
 
 
 def folder_arch(config: dict, folder: Path) -> str:
@@ -112,6 +113,9 @@ def load(
         torch.Size([2, 2048])
     """
     check_task(task)
+    if framework != "monai" and reference_kind(name_or_path) is RefKind.NAME:  # before any download
+        kind = get_arch(get_entry(str(name_or_path)).arch).kind
+        check_options(kind, task, features_only=features_only, exact=exact, num_classes=num_classes, classes=classes)
     folder = resolve_folder(name_or_path, progress=progress)
     config = read_config(folder)
     if verify:  # SSL_ZOO_VERIFY=1 is honoured by read_weights itself

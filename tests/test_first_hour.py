@@ -370,3 +370,11 @@ def test_load_options_that_would_be_ignored_are_refused(r18_folder: Path, option
     with pytest.raises(OptionError, match="num_classes cannot apply") as info:
         ssl_zoo.load(r18_folder, **options)
     one_line(str(info.value))
+
+
+def test_readme_option_error_comes_before_any_download(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ssl_zoo.errors import OptionError
+
+    monkeypatch.setenv("SSL_ZOO_OFFLINE", "1")  # dira has no file here: the README's line must still say why
+    with pytest.raises(OptionError, match="features_only cannot apply"):
+        ssl_zoo.load("dira", task="segmentation", features_only=True)
