@@ -197,7 +197,8 @@ def test_info_json(capsys: pytest.CaptureFixture, pinned: str) -> None:
     assert info["sources"][0]["pin"].startswith("pinned by the registry (sha256 prefix")
     assert info["sources"][0]["present"] is False
     assert info["cache"] == {"state": "converted", "downloads_dir": str(cache.downloads_dir(PINNED)),
-                             "model_folder": str(cache.model_dir(PINNED)), "model_folder_complete": True}
+                             "model_folder": str(cache.model_dir(PINNED)), "model_folder_complete": True,
+                             "model_folder_problem": None}
     assert info["converter"]["rules"] and info["preprocessing"]["input_size"] == [3, 224, 224]
 
 

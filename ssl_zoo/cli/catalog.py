@@ -36,8 +36,10 @@ def _list_record(entry: Entry) -> dict[str, Any]:
             "status": inventory.entry_state(entry.name).status}
 
 
-STATUS_LEGEND = ("STATUS: converted = model folder ready to load; downloaded = upstream file cached, not converted "
-                 "yet; user-supplied = no public download, bring the file (`ssl-zoo info NAME`); - = nothing cached")
+STATUS_LEGEND = ("STATUS: converted = model folder ready to load; damaged = model folder fails the checks every "
+                 "load runs (size, header): `ssl-zoo pull NAME --force`; downloaded = upstream file cached, not "
+                 "converted yet; user-supplied = no public download, bring the file (`ssl-zoo info NAME`); "
+                 "- = nothing cached")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
