@@ -61,12 +61,14 @@ def clean_bundle_stagings() -> list[Path]:
         >>> clean_bundle_stagings()  # doctest: +SKIP
         [PosixPath('/home/me/.cache/ssl_zoo/models/.bundle-1a2b3c4d')]
     """
-    removed: list[Path] = []
-    for staging in cache.bundle_stagings():
-        lock = cache.bundle_lock_path(staging)
-        removed += remove_unless_locked(lock, lambda: [staging] if staging.exists() else [])
-        if not staging.exists():  # its install is over; each install has its own id, so nobody needs the lock again
-            lock.unlink(missing_ok=True)
+    return [path for staging in cache.bundle_stagings() for path in _clean_staging(staging)]
+
+
+def _clean_staging(staging: Path) -> list[Path]:
+    lock = cache.bundle_lock_path(staging)
+    removed = remove_unless_locked(lock, lambda: [staging] if staging.exists() else [])
+    if not staging.exists():  # its install is over; each install has its own id, so nobody needs the lock again
+        lock.unlink(missing_ok=True)
     return removed
 
 
