@@ -108,10 +108,10 @@ def entry_state(name: str) -> EntryState:
     files = tuple(_cached_file(entry.name, s.filename) for s in entry.sources)
     folder = cache.model_dir(entry.name)
     return EntryState(entry.name, tuple(f for f in files if f), folder, is_complete(folder),
-                      entry.status == "user-supplied", folder_problem(folder))
+                      entry.status == "user-supplied", _folder_problem(folder))
 
 
-def folder_problem(folder: Path) -> str | None:
+def _folder_problem(folder: Path) -> str | None:
     """Why an existing model folder fails ``check_intact`` (one line), or None when it passes or is absent."""
     if not folder.exists():
         return None
