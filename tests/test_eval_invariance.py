@@ -207,7 +207,7 @@ def test_a_dataset_card_is_drawn_from_every_split_as_upstream_and_splits_narrow_
     root = eyepacs(tmp_path / "eyepacs")  # 20 train images, 10 test images
     split = np.asarray(read_dataset("eyepacs", root=root).split)
     common = ["invariance", str(r18_folder), "eyepacs", "--root", str(root), "--transforms", "h_flip", "--num-images", "6",
-              "--image-size", "32", "--device", "cpu", "--json"]
+              "--image-size", "32", "--device", "cpu", "--json", "--out", str(tmp_path / "out")]
 
     def run(*extra):
         assert main([*common, *extra]) == 0

@@ -6,9 +6,10 @@ becomes ``lr / 2 * (cos(pi * e / epochs) + 1)`` (``cosine_anneal_schedule``); lo
 (sum(y) + sum(p) + 1)`` on the batch's sigmoid probabilities (``torch_dice_coef_loss``); the epoch with the lowest
 validation loss is kept, training stops after 20 epochs without a lower one; training augmentation (paired for image
 and mask, ``segment_augment``): with p 0.3 one of brightness/contrast or gamma, with p 0.3 one of elastic, grid or
-optical distortion, with p 0.25 a random square crop of 156..224 pixels resized back. Preset ``magical``: ``StepLR(30, 0.5)`` and
-selection by validation Dice. Both transfer the ENCODER only: the decoder of a U-Net entry is re-initialised unless
-``keep_decoder`` is set, and the segmentation head is always fresh. The std over trials is the population std.
+optical distortion, with p 0.25 a random square crop of 156..224 pixels resized back. Preset ``magical``:
+``StepLR(30, 0.5)`` and selection by validation Dice. Both transfer the ENCODER only: the decoder of a U-Net entry
+is re-initialised unless ``keep_decoder`` is set, and the segmentation head is always fresh. The std over trials is
+the population std.
 
 Masks (binary, or multi-class with ``classes`` > 1), the Dice / IoU rule and the Dice loss: ``segment_masks``.
 """
