@@ -195,7 +195,8 @@ def test_invariance_command_warns_in_one_line_and_draws_the_figure(r18_folder, t
     assert (tmp_path / "out" / "invariance.pdf").is_file() and (tmp_path / "out" / "invariance.png").is_file()
 
 
-def test_a_dataset_card_is_drawn_from_every_split_as_upstream_and_splits_narrow_it(r18_folder, tmp_path, capsys):
+def test_a_dataset_card_is_drawn_from_every_split_as_upstream_and_splits_narrow_it(r18_folder, tmp_path,
+                                                                                   capsys):
     """Upstream draws scored and covariance images from ConcatDataset([train, test]): every image of the card."""
     import json
 
@@ -206,8 +207,8 @@ def test_a_dataset_card_is_drawn_from_every_split_as_upstream_and_splits_narrow_
 
     root = eyepacs(tmp_path / "eyepacs")  # 20 train images, 10 test images
     split = np.asarray(read_dataset("eyepacs", root=root).split)
-    common = ["invariance", str(r18_folder), "eyepacs", "--root", str(root), "--transforms", "h_flip", "--num-images", "6",
-              "--image-size", "32", "--device", "cpu", "--json", "--out", str(tmp_path / "out")]
+    common = ["invariance", str(r18_folder), "eyepacs", "--root", str(root), "--transforms", "h_flip",
+              "--num-images", "6", "--image-size", "32", "--device", "cpu", "--json", "--out", str(tmp_path / "out")]
 
     def run(*extra):
         assert main([*common, *extra]) == 0

@@ -134,9 +134,9 @@ def family_scores(features: Features, images: Sequence[Any], clean: np.ndarray, 
             "cosine_similarity": float(np.nanmean(cosines, 0).mean()), "copies": len(params)}
 
 
-def invariance(model: str | Path, data: Samples, *, out_dir: str | Path | None = None,
-               covariance_data: Samples | None = None, preset: str | None = None, in_chans: int = 3,
-               device: str | None = None, batch_size: int = 64, progress: bool = True,
+def invariance(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: str | Path | None = None,
+               covariance_data: Samples | dict[str, Samples] | None = None, preset: str | None = None,
+               in_chans: int = 3, device: str | None = None, batch_size: int = 64, progress: bool = True,
                **overrides: Any) -> dict[str, Any]:
     """Per-family invariance of ``model``'s features on images of ``data``.
 
@@ -153,8 +153,9 @@ def invariance(model: str | Path, data: Samples, *, out_dir: str | Path | None =
         progress: Progress bars on stderr.
 
     Returns:
-        ``{"model", "preset", "normalization", "images", "covariance_images", "warnings", "transforms":
-        {family: {"mahalanobis", "cosine_similarity", "copies"}}}``.
+        ``{"model", "preset", "normalization", "pool" ({"images", "splits": images per split}), "drawn_splits",
+        "images" (indices in ``data``), "covariance_images", "warnings", "transforms": {family: {"mahalanobis",
+        "cosine_similarity", "copies"}}}``.
 
     Raises:
         DatasetError: An empty dataset or fewer than two covariance images.
@@ -241,9 +242,10 @@ def view_pairs(groups: np.ndarray | None) -> list[tuple[int, int]]:
     return pairs
 
 
-def multiview_invariance(model: str | Path, data: Samples, *, out_dir: str | Path | None = None,
-                         covariance_data: Samples | None = None, preset: str | None = None, in_chans: int = 3,
-                         device: str | None = None, batch_size: int = 64, progress: bool = True,
+def multiview_invariance(model: str | Path, data: Samples | dict[str, Samples], *,
+                         out_dir: str | Path | None = None,
+                         covariance_data: Samples | dict[str, Samples] | None = None, preset: str | None = None,
+                         in_chans: int = 3, device: str | None = None, batch_size: int = 64, progress: bool = True,
                          **overrides: Any) -> dict[str, Any]:
     """Invariance across views of the same patient/study (``invariances_multiview.py``).
 
@@ -255,8 +257,8 @@ def multiview_invariance(model: str | Path, data: Samples, *, out_dir: str | Pat
             ``overrides`` change single ``MultiviewSettings`` fields.
 
     Returns:
-        ``{"model", "preset", "normalization", "pairs", "covariance_images", "warnings", "multiview":
-        {"mahalanobis", "cosine_similarity"}}``.
+        ``{"model", "preset", "normalization", "pool", "drawn_splits", "pairs", "covariance_images", "warnings",
+        "multiview": {"mahalanobis", "cosine_similarity"}}``.
 
     Raises:
         DatasetError: No groups or no pairs.
