@@ -8,7 +8,6 @@ gather embeddings with gradient, and SwAV's Sinkhorn sums over processes.
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import nn
