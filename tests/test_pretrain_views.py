@@ -151,8 +151,14 @@ def test_recipes_hold_the_papers_settings():
 
 
 def test_unknown_recipe_names_the_known_ones():
+    from ssl_zoo.pretraining.base import MethodSettings, build_method
+    from ssl_zoo.pretraining.views import recipe_for
+
     with pytest.raises(UnknownViewRecipeError, match="byol"):
         view_recipe("byl")
+    simclr = build_method("simclr", MethodSettings(arch="resnet18", views="wolf-simclr"))
+    with pytest.raises(UnknownViewRecipeError, match="wolf-moco"):  # no fall-back to other views
+        recipe_for(simclr)
 
 
 def test_multi_crop_shapes_and_asymmetry_on_both_paths():
