@@ -177,7 +177,8 @@ def make_views(recipe: ViewRecipe, images: "torch.Tensor", *, device: "torch.dev
         pipeline = _pipeline(crop, device.type, device.index)
         # All crops of one kind in one call: the batch repeated ``count`` times, split afterwards.
         stacked = pipeline(images.repeat(crop.count, 1, 1, 1) if crop.count > 1 else images)
-        stacked.clamp_(0, 1)  # a new tensor (the crop resamples); kornia's colour round trips overshoot 1 by ~2e-7; torchvision clamps
+        # In place on the crop's new tensor: kornia's colour round trips overshoot 1 by ~2e-7 (torchvision clamps).
+        stacked.clamp_(0, 1)
         out += list(stacked.chunk(crop.count)) if crop.count > 1 else [stacked]
     return out
 
