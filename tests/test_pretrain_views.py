@@ -209,3 +209,14 @@ def test_swav_small_crops_keep_the_presets_crop_and_refuse_bad_counts():
         build_method("swav", MethodSettings(arch="resnet18", options={"small_crops": -1}))
     with pytest.raises(UnknownViewRecipeError, match="no 'small' crops"):
         build_method("swav", MethodSettings(arch="resnet18", views="simclr", options={"small_crops": 2}))
+
+
+def test_device_views_for_a_method_with_its_own_views_is_refused() -> None:
+    from ssl_zoo.errors import TrainingDataError
+    from ssl_zoo.pretraining.base import MethodSettings, build_method
+    from ssl_zoo.pretraining.run import device_recipe
+
+    method = build_method("dira", MethodSettings(arch="resnet18", image_size=32))
+    with pytest.raises(TrainingDataError, match="--views auto or workers"):
+        device_recipe(method, "device", "cpu")
+    assert device_recipe(method, "auto", "cuda") is None  # auto: the workers draw them, as asked

@@ -225,10 +225,14 @@ def device_recipe(method: Method, views: str, device_type: str) -> ViewRecipe | 
     """The view recipe to draw on the device, or None when the data-loader workers draw the views.
 
     Raises:
-        TrainingDataError: ``views`` is not "auto", "device" or "workers".
+        TrainingDataError: ``views`` is not "auto", "device" or "workers", or is "device" for a method whose views
+            are its own (dira, magical, chaitanya-*, spark): those are drawn by the workers, never silently instead.
     """
     check_views(views)
     recipe = recipe_for(method)
+    if views == "device" and recipe is None:
+        raise TrainingDataError(f"{method.name} draws its own views in the data-loader workers; --views device "
+                                "applies to moco-v2, simclr, byol, swav and barlow-twins: use --views auto or workers")
     on_device = views == "device" or (views == "auto" and device_type == "cuda")
     return recipe if on_device else None
 
