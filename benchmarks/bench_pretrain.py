@@ -49,13 +49,15 @@ def images_per_second(method_name: str, data: Path, speed, args, options: dict, 
     from ssl_zoo.pretraining.data import ViewDataset, scan
     from ssl_zoo.pretraining.loop import LoopSettings, train
     from ssl_zoo.pretraining.run import device_recipe, worker_views
-    from ssl_zoo.pretraining.views import images_only
+    from ssl_zoo.pretraining.views import images_only, recipe_for
 
     torch.manual_seed(0)
     method = build_method(method_name, MethodSettings(arch=args.arch, image_size=args.image_size, options=options))
     volumes = [s for s in scan(data)]
     samples = [type(s)(s.read, volume=i % 4, position=(i % 8 + 0.5) / 8) for i, s in enumerate(volumes)]
     settings = LoopSettings(epochs=1, batch_size=args.batch_size, checkpoint_every=10**9, progress=False)
+    if recipe_for(method) is None:
+        views = "workers"  # methods with their own views (dira, magical, ...) always draw them in the workers
     recipe = device_recipe(method, views, speed.device.type)
     view_fn = images_only if recipe is not None else worker_views(method)
     warm = ViewDataset(samples[: 2 * args.batch_size], view_fn, args.image_size)

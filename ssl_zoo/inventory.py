@@ -1,7 +1,7 @@
 """What the cache holds for each entry, and checking or exporting it.
 
 Everything here reads ``$SSL_ZOO_HOME`` (see ``ssl_zoo.store.cache``) and never downloads. ``entry_state`` is cheap
-(file stats only) and imports no torch, so ``ssl-zoo list`` can call it for every entry.
+(file stats and the checks every load runs) and imports no torch, so ``ssl-zoo list`` can call it for every entry.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any, Iterable
 
 from .store import cache
 from .store.atomic import copy_atomic, check_output_folder
-from .errors import ChecksumError, ModelFolderError
-from .modelfolder.files import is_complete, missing_files, verify_folder
+from .errors import ChecksumError, ModelFolderError, one_line
+from .modelfolder.files import check_intact, is_complete, missing_files, verify_folder
 from .store.hashes import check_digest, recorded_digest, sha256_file
 from .store.sources import trusted_digest
 from .registry import Entry, Source, get_entry, list_models
@@ -40,6 +40,8 @@ class EntryState:
         folder: The model folder path, whether or not it exists.
         folder_complete: Whether the model folder holds every required file.
         user_supplied: Whether the registry entry has no public download.
+        problem: Why the model folder fails the cheap checks every load runs (one line saying what to do), or
+            None when it passes or does not exist.
     """
 
     name: str
@@ -47,10 +49,14 @@ class EntryState:
     folder: Path
     folder_complete: bool
     user_supplied: bool = False
+    problem: str | None = None
 
     @property
     def status(self) -> str:
-        """One of "converted", "downloaded", "user-supplied" (no public file, nothing cached) or "-"."""
+        """One of "converted", "damaged" (the folder fails the cheap checks), "downloaded", "user-supplied" (no
+        public file, nothing cached) or "-"."""
+        if self.problem:
+            return "damaged"
         if self.folder_complete:
             return "converted"
         if self.files:
@@ -92,7 +98,8 @@ def entry_state(name: str) -> EntryState:
         name: A registry name.
 
     Returns:
-        The ``EntryState``; only file stats are done, nothing is hashed.
+        The ``EntryState``; only file stats and the cheap folder checks every load runs (recorded size,
+        safetensors header: ``modelfolder.files.check_intact``) are done, nothing is hashed.
 
     Raises:
         UnknownModelError: If no entry has that name.
@@ -100,8 +107,19 @@ def entry_state(name: str) -> EntryState:
     entry = get_entry(name)
     files = tuple(_cached_file(entry.name, s.filename) for s in entry.sources)
     folder = cache.model_dir(entry.name)
-    complete = is_complete(folder)
-    return EntryState(entry.name, tuple(f for f in files if f), folder, complete, entry.status == "user-supplied")
+    return EntryState(entry.name, tuple(f for f in files if f), folder, is_complete(folder),
+                      entry.status == "user-supplied", _folder_problem(folder))
+
+
+def _folder_problem(folder: Path) -> str | None:
+    """Why an existing model folder fails ``check_intact`` (one line), or None when it passes or is absent."""
+    if not folder.exists():
+        return None
+    try:
+        check_intact(folder)
+    except (ModelFolderError, OSError) as exc:
+        return one_line(exc)
+    return None
 
 
 def _cached_file(name: str, filename: str) -> CachedFile | None:
@@ -153,7 +171,8 @@ def entry_report(name: str) -> dict[str, Any]:
         "tags": list(entry.tags), "sources": [_source_report(entry.name, s) for s in entry.sources],
         "converter": {"family": family.name, "summary": family.summary, "rules": family.describe()},
         "cache": {"state": state.status, "downloads_dir": str(cache.downloads_dir(entry.name)),
-                  "model_folder": str(state.folder), "model_folder_complete": state.folder_complete},
+                  "model_folder": str(state.folder), "model_folder_complete": state.folder_complete,
+                  "model_folder_problem": state.problem},
     }
 
 

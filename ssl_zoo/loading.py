@@ -10,7 +10,7 @@ from torch import nn
 from .architectures import ARCHS, ArchKind, build_backbone, get_arch, to_features_only
 from .architectures.tasks import backbone_part, check_options, check_task, segmentation_model, unet3d_model
 from .architectures.tf_same import apply_same_padding
-from .errors import ModelFolderError
+from .errors import ModelFolderError, OptionError
 from .frameworks import check_framework
 from .guard import attach_guard, guard_enabled
 from .modelfolder.files import read_config, read_weights, verify_folder
@@ -57,7 +57,7 @@ def load(
     name_or_path: str | Path,
     *,
     num_classes: int = 0,
-    in_chans: int = 3,
+    in_chans: int | None = None,
     features_only: bool = False,
     progress: bool = True,
     exact: bool | None = None,
@@ -75,7 +75,8 @@ def load(
             model folder path.
         num_classes: 0 returns the backbone whose forward gives pooled features ``(N, num_features)``;
             otherwise a new, randomly initialised linear head with this many outputs is added.
-        in_chans: Input channels; for 1 (grayscale X-rays) the stem convolution is summed over RGB as timm does.
+        in_chans: Input channels (default 3); for 1 (grayscale X-rays) the stem convolution is summed over RGB as
+            timm does. Models Genesis' UNet3D takes one channel: another explicit value is an ``OptionError``.
         features_only: Return a model whose forward gives the feature map of each stage (dense tasks).
         progress: Show download progress when the entry has to be pulled.
         exact: For weights from TensorFlow/Haiku (SimCLR, BYOL), pad the layers that used TF "SAME" padding
@@ -124,7 +125,7 @@ def load(
     if framework == "monai":
         from .frameworks.monai import MonaiOptions, load_monai
 
-        options = MonaiOptions(num_classes=num_classes, in_chans=in_chans, task=task, classes=classes,
+        options = MonaiOptions(num_classes=num_classes, in_chans=in_chans or 3, task=task, classes=classes,
                                spatial_dims=spatial_dims, exact=exact, features_only=features_only)
         model = load_monai(folder, config, options)
     else:
@@ -132,15 +133,19 @@ def load(
     return attach_guard(model, folder, name_or_path) if guard_enabled(guard) else model
 
 
-def timm_model(folder: Path, config: dict, num_classes: int, in_chans: int, features_only: bool,
+def timm_model(folder: Path, config: dict, num_classes: int, in_chans: int | None, features_only: bool,
                exact: bool | None, task: str, classes: int | None) -> nn.Module:
     """``load``'s timm/smp network of a model folder (arguments as ``load``'s)."""
     arch = folder_arch(config, folder)
     kind = get_arch(arch).kind
     check_options(kind, task, features_only=features_only, exact=exact, num_classes=num_classes, classes=classes)
     weights = read_weights(folder)
-    if kind is ArchKind.UNET3D:  # one input channel: in_chans does not apply
+    if kind is ArchKind.UNET3D:
+        if in_chans not in (None, 1):
+            raise OptionError(f"in_chans={in_chans} cannot apply: Models Genesis' UNet3D takes one-channel CT cubes "
+                              "(N, 1, D, H, W); drop in_chans")
         return unet3d_model(weights, task=task, classes=classes or 1, num_classes=num_classes)
+    in_chans = in_chans or 3
     if in_chans != 3:
         weights = adapt_stem(weights, arch, in_chans)
     if task == "segmentation":

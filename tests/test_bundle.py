@@ -157,3 +157,27 @@ def test_a_folder_holding_a_link_is_not_bundled(cached: dict[str, Path], tmp_pat
     with pytest.raises(errors.ModelFolderError, match="links or folders"):
         ssl_zoo.create_bundle(tmp_path / "x.tar", [NAMES[0]])
     assert not (tmp_path / "x.tar").exists()
+
+
+def killed_install(token: str) -> Path:
+    """The staging folder a killed `ssl-zoo bundle install` leaves beside the cache's models."""
+    staging = cache.bundle_staging(token)
+    (staging / NAMES[0]).mkdir(parents=True)
+    (staging / NAMES[0] / "model.safetensors").write_bytes(bytes(1000))
+    return staging
+
+
+def test_verify_fix_removes_what_a_killed_install_left_but_not_a_running_one() -> None:
+    from filelock import FileLock
+
+    stale, running = killed_install("deadbeef"), killed_install("0badf00d")
+    with FileLock(str(cache.bundle_lock_path(running))):  # another process is installing into it now
+        assert main(["verify", "--fix"]) == 0
+    assert not stale.exists() and not cache.bundle_lock_path(stale).exists()
+    assert running.exists()
+
+
+def test_the_next_install_removes_a_killed_install(bundle: Path) -> None:
+    stale = killed_install("deadbeef")
+    ssl_zoo.install_bundle(bundle, progress=False)
+    assert not stale.exists() and cache.bundle_stagings() == []

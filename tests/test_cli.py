@@ -15,7 +15,7 @@ import pytest
 
 from ssl_zoo import __version__, inventory, registry
 from ssl_zoo.store import cache
-from ssl_zoo.cli import main as cli
+from ssl_zoo.cli import catalog, main as cli
 from ssl_zoo.store.hashes import record_digest
 
 from .conftest import pin
@@ -129,15 +129,35 @@ def test_list_status_column(capsys: pytest.CaptureFixture) -> None:
     assert status[UNPINNED] == "downloaded" and status["moco-v1"] == "converted" and status["moco-v3"] == "-"
 
 
+def truncate_weights(folder: Path) -> None:
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4])
+
+
+def test_list_reports_a_damaged_folder_as_damaged(capsys: pytest.CaptureFixture) -> None:
+    truncate_weights(put_folder("moco-v1"))
+    put_download(UNPINNED)
+    (put_folder(UNPINNED) / "config.json").write_text("{not json")
+    _, out, _ = run(capsys, "list", "--json")
+    status = {r["name"]: r["status"] for r in json.loads(out)}
+    assert status["moco-v1"] == status[UNPINNED] == "damaged"
+    state = inventory.entry_state("moco-v1")
+    assert state.status == "damaged" and "ssl-zoo pull moco-v1 --force" in state.problem
+    _, out, _ = run(capsys, "list", "moco-v1")
+    assert out.splitlines()[2].split()[-1] == "damaged" and "damaged = " in catalog.STATUS_LEGEND
+
+
 def test_list_user_supplied(capsys: pytest.CaptureFixture, private_only: str) -> None:
     _, out, _ = run(capsys, "list")
     assert out.splitlines()[2].split()[-1] == "user-supplied"
 
 
-def test_list_imports_no_framework_and_is_fast(tmp_path: Path) -> None:
+def test_list_imports_no_framework_and_is_fast(home: Path) -> None:
+    put_folder("moco-v1")  # each folder's cheap check (config.json, safetensors header) runs torch-free
+    truncate_weights(put_folder("moco-v2"))
     script = ("import sys; from ssl_zoo.cli.main import main; rc = main(['list', '--quiet']); "
               f"print([m for m in {HEAVY!r} if m in sys.modules], file=sys.stderr); sys.exit(rc)")
-    env = {**os.environ, cache.HOME_ENV: str(tmp_path), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, cache.HOME_ENV: str(home), "PYTHONPATH": str(REPO)}
     walls = []
     for _ in range(2):  # the best of two: the first may compile bytecode
         start = time.perf_counter()
@@ -145,7 +165,7 @@ def test_list_imports_no_framework_and_is_fast(tmp_path: Path) -> None:
         walls.append(time.perf_counter() - start)
         assert proc.returncode == 0, proc.stderr
         assert proc.stderr.strip() == "[]", f"`ssl-zoo list` imported {proc.stderr.strip()}"
-        assert "moco-v2" in proc.stdout
+        assert "moco-v2" in proc.stdout and "damaged" in proc.stdout
     assert min(walls) < 1.0, walls
 
 
@@ -177,7 +197,8 @@ def test_info_json(capsys: pytest.CaptureFixture, pinned: str) -> None:
     assert info["sources"][0]["pin"].startswith("pinned by the registry (sha256 prefix")
     assert info["sources"][0]["present"] is False
     assert info["cache"] == {"state": "converted", "downloads_dir": str(cache.downloads_dir(PINNED)),
-                             "model_folder": str(cache.model_dir(PINNED)), "model_folder_complete": True}
+                             "model_folder": str(cache.model_dir(PINNED)), "model_folder_complete": True,
+                             "model_folder_problem": None}
     assert info["converter"]["rules"] and info["preprocessing"]["input_size"] == [3, 224, 224]
 
 

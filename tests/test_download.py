@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 from filelock import FileLock
 
-from ssl_zoo.store import download
+from ssl_zoo.store import download, partial, transfer
 from ssl_zoo.store.webpages import confirm_url
 from ssl_zoo import progress
 from ssl_zoo.store.download import fetch, normalize_url
@@ -36,7 +36,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> LoopbackServer:
 @pytest.fixture(autouse=True)
 def fresh(server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
     server.reset()
-    monkeypatch.setattr(download, "RETRY_BASE_DELAY", 0.001)
+    monkeypatch.setattr(transfer, "RETRY_BASE_DELAY", 0.001)
     monkeypatch.delenv("SSL_ZOO_QUIET", raising=False)
 
 
@@ -201,8 +201,8 @@ def test_persistent_500_gives_up_after_the_retries(server, blob, dest):
 def test_retry_backoff_doubles(server, blob, dest, monkeypatch):
     rel, _, _ = blob
     sleeps: list[float] = []
-    monkeypatch.setattr(download, "time", SimpleNamespace(sleep=sleeps.append))  # not the server's
-    monkeypatch.setattr(download, "RETRY_BASE_DELAY", 0.25)
+    monkeypatch.setattr(transfer, "time", SimpleNamespace(sleep=sleeps.append))  # not the server's
+    monkeypatch.setattr(transfer, "RETRY_BASE_DELAY", 0.25)
     server.fail(rel, 500, times=None)
     with pytest.raises(DownloadError):
         fetch([f"{server.url}/{rel}"], dest, retries=3)
@@ -377,7 +377,7 @@ def test_confirm_url_parses_form_inputs():
 
 def failing_writer(monkeypatch: pytest.MonkeyPatch, exc: BaseException, after_chunks: int) -> None:
     calls = {"n": 0}
-    real = download._write_chunk
+    real = partial._write_chunk
 
     def write(out, chunk):
         calls["n"] += 1
@@ -385,7 +385,7 @@ def failing_writer(monkeypatch: pytest.MonkeyPatch, exc: BaseException, after_ch
             raise exc
         real(out, chunk)
 
-    monkeypatch.setattr(download, "_write_chunk", write)
+    monkeypatch.setattr(partial, "_write_chunk", write)
 
 
 def test_disk_full_removes_the_partial(server, blob, dest, monkeypatch):
@@ -410,7 +410,7 @@ def test_other_write_errors_propagate_unchanged(server, blob, dest, monkeypatch)
 
 def test_keyboard_interrupt_keeps_a_resumable_partial(server, blob, dest, monkeypatch):
     rel, data, digest = blob
-    write_chunk = download._write_chunk
+    write_chunk = partial._write_chunk
     failing_writer(monkeypatch, KeyboardInterrupt(), after_chunks=2)
     with pytest.raises(KeyboardInterrupt):
         fetch([f"{server.url}/{rel}"], dest, sha256=digest)
@@ -419,7 +419,7 @@ def test_keyboard_interrupt_keeps_a_resumable_partial(server, blob, dest, monkey
     assert not dest.exists()
     with FileLock(str(dest) + ".lock", timeout=0):  # released
         pass
-    monkeypatch.setattr(download, "_write_chunk", write_chunk)
+    monkeypatch.setattr(partial, "_write_chunk", write_chunk)
     assert fetch([f"{server.url}/{rel}"], dest, sha256=digest) == digest
     assert server.requests[-1].range == f"bytes={len(kept)}-"
     assert dest.read_bytes() == data
@@ -427,17 +427,17 @@ def test_keyboard_interrupt_keeps_a_resumable_partial(server, blob, dest, monkey
 
 def test_stop_all_ends_downloads_in_other_threads_resumably(server, blob, dest, monkeypatch):
     rel, data, digest = blob
-    write_chunk = download._write_chunk
+    write_chunk = partial._write_chunk
 
     def stop_after_first_chunk(out, chunk):
         write_chunk(out, chunk)
         download.stop_all()  # what a Ctrl-C in the main thread of a parallel pull does
 
-    monkeypatch.setattr(download, "_write_chunk", stop_after_first_chunk)
+    monkeypatch.setattr(partial, "_write_chunk", stop_after_first_chunk)
     with pytest.raises(KeyboardInterrupt):
         fetch([f"{server.url}/{rel}"], dest, sha256=digest)
     assert 0 < partial_of(dest).stat().st_size < SIZE and not dest.exists()
-    monkeypatch.setattr(download, "_write_chunk", write_chunk)
+    monkeypatch.setattr(partial, "_write_chunk", write_chunk)
     download.allow_downloads()
     assert fetch([f"{server.url}/{rel}"], dest, sha256=digest) == digest and dest.read_bytes() == data
 

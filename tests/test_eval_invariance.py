@@ -193,3 +193,54 @@ def test_invariance_command_warns_in_one_line_and_draws_the_figure(r18_folder, t
     warning = [line for line in captured.err.splitlines() if "warning" in line]
     assert len(warning) == 1 and warning[0].startswith("ssl-zoo: warning: the covariance comes from 24 images")
     assert (tmp_path / "out" / "invariance.pdf").is_file() and (tmp_path / "out" / "invariance.png").is_file()
+
+
+def test_a_dataset_card_is_drawn_from_every_split_as_upstream_and_splits_narrow_it(r18_folder, tmp_path,
+                                                                                   capsys):
+    """Upstream draws scored and covariance images from ConcatDataset([train, test]): every image of the card."""
+    import json
+
+    from ssl_zoo.cli.main import main
+    from ssl_zoo.evaluation.data import read_dataset
+
+    from .dataset_layouts import eyepacs
+
+    root = eyepacs(tmp_path / "eyepacs")  # 20 train images, 10 test images
+    split = np.asarray(read_dataset("eyepacs", root=root).split)
+    common = ["invariance", str(r18_folder), "eyepacs", "--root", str(root), "--transforms", "h_flip",
+              "--num-images", "6", "--image-size", "32", "--device", "cpu", "--json", "--out", str(tmp_path / "out")]
+
+    def run(*extra):
+        assert main([*common, *extra]) == 0
+        out = capsys.readouterr().out
+        return json.loads(out[out.index("{"):])
+
+    record = run()
+    assert record["covariance_images"] == 30  # fewer than 1000: all of them, train and test alike
+    assert record["images"] == np.random.RandomState(0).choice(np.arange(30), 6).tolist()
+    assert record["pool"] == {"images": 30, "splits": {"test": 10, "train": 20}}  # the card's own parts
+    assert sum(record["drawn_splits"].values()) == 6
+    narrowed = run("--splits", "test")
+    test_images = np.flatnonzero(split == "test")
+    assert narrowed["covariance_images"] == 10 and narrowed["pool"]["splits"] == {"test": 10}
+    assert narrowed["images"] == test_images[np.random.RandomState(0).choice(np.arange(10), 6)].tolist()
+
+
+def test_dataset_pool_concatenates_npz_splits_and_leaves_generic_data_alone():
+    from ssl_zoo.errors import SettingError
+    from ssl_zoo.evaluation.analysis_input import dataset_pool
+
+    crops = retina_crops(9)
+    parts = {k: Samples(crops[i:i + 3], np.arange(3), "multiclass", ("a", "b", "c"))
+             for k, i in (("test", 6), ("train", 0), ("val", 3))}
+    pool, where = dataset_pool(parts)
+    assert np.array_equal(pool.items, crops) and where.tolist() == list(range(9))
+    assert pool.split.tolist() == ["train"] * 3 + ["val"] * 3 + ["test"] * 3
+    narrowed, where = dataset_pool(parts, ("val",))
+    assert np.array_equal(narrowed.items, crops[3:6]) and where.tolist() == [3, 4, 5]
+    generic = Samples(crops, np.zeros(9, np.int64), "binary", ("a", "b"))
+    assert dataset_pool(generic)[0] is generic
+    with pytest.raises(SettingError, match="official splits"):
+        dataset_pool(generic, ("test",))
+    with pytest.raises(SettingError, match="unknown split"):
+        dataset_pool(parts, ("valid",))

@@ -14,7 +14,7 @@ import pytest
 import ssl_zoo
 from ssl_zoo.cli import main as cli
 from ssl_zoo.errors import DownloadError, HubError, MissingExtraError
-from ssl_zoo.store import cache, download
+from ssl_zoo.store import cache, transfer
 from ssl_zoo.store.atomic import write_text_atomic
 
 from .test_eval_support import r18_folder  # noqa: F401  (fixture)
@@ -66,7 +66,7 @@ def _parser_running(func):
 
 
 def test_failed_download_chains_one_short_cause(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(download, "RETRY_BASE_DELAY", 0.0)
+    monkeypatch.setattr(transfer, "RETRY_BASE_DELAY", 0.0)
     monkeypatch.setenv("SSL_ZOO_MIRROR", "http://127.0.0.1:9")  # discard port: connection refused
     with pytest.raises(DownloadError) as info:
         ssl_zoo.load("supervised-r18", progress=False)

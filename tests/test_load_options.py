@@ -50,3 +50,10 @@ def test_defaults_and_applicable_options_still_load(r18: Path) -> None:
     assert ssl_zoo.load(r18, exact=False, num_classes=3).fc.out_features == 3
     with pytest.raises(UnknownTaskError):
         ssl_zoo.load(r18, task="detection")
+
+
+def test_unet3d_refuses_an_explicit_channel_count(genesis_folder: tuple) -> None:  # noqa: F811  (fixture)
+    folder = genesis_folder[0]
+    with pytest.raises(OptionError, match="in_chans=3 cannot apply"):
+        ssl_zoo.load(folder, in_chans=3)
+    assert ssl_zoo.load(folder, in_chans=1) is not None

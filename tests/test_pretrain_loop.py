@@ -18,7 +18,7 @@ from ssl_zoo.pretraining.base import MethodSettings, build_method
 from ssl_zoo.pretraining.data import ViewDataset, scan
 from ssl_zoo.pretraining.loop import LoopSettings, NonFiniteLossError, train
 from ssl_zoo.pretraining.recipes import resolve
-from ssl_zoo.pretraining.run import initialise
+from ssl_zoo.pretraining.run import initialise, worker_views
 from ssl_zoo.runtime import Speed
 
 from .pretrain_data import OPTIONS, SIZE, write_images
@@ -72,7 +72,7 @@ def test_resume_equals_an_uninterrupted_run(images, tmp_path, monkeypatch):
     def run(out: Path, resume: bool = False):
         torch.manual_seed(0)
         method = build_method("moco-v2", MethodSettings(arch="resnet18", image_size=SIZE, options=OPTIONS["moco-v2"]))
-        data = ViewDataset(scan(images), method.views, SIZE)
+        data = ViewDataset(scan(images), worker_views(method), SIZE)
         return method, train(method, data, out, settings, Speed.fast("cpu"), resume=resume)
 
     whole, whole_result = run(tmp_path / "whole")
@@ -100,7 +100,7 @@ def test_resume_equals_an_uninterrupted_run(images, tmp_path, monkeypatch):
 def test_resume_refuses_other_settings(images, tmp_path):
     torch.manual_seed(0)
     method = build_method("simclr", MethodSettings(arch="resnet18", image_size=SIZE))
-    data = ViewDataset(scan(images), method.views, SIZE)
+    data = ViewDataset(scan(images), worker_views(method), SIZE)
     with pytest.raises(checkpoint.ResumeError, match="drop --resume"):
         train(method, data, tmp_path, LoopSettings(epochs=1, batch_size=8), Speed.fast("cpu"), resume=True)
     train(method, data, tmp_path, LoopSettings(epochs=1, batch_size=8, progress=False), Speed.fast("cpu"))
@@ -114,7 +114,7 @@ def test_nan_loss_stops_with_a_typed_error(images, tmp_path, monkeypatch):
     monkeypatch.setattr(losses, "nt_xent", lambda z1, z2, tau: (z1.sum() + z2.sum()) * float("nan"))
     torch.manual_seed(0)
     method = build_method("simclr", MethodSettings(arch="resnet18", image_size=SIZE))
-    data = ViewDataset(scan(images), method.views, SIZE)
+    data = ViewDataset(scan(images), worker_views(method), SIZE)
     with pytest.raises(NonFiniteLossError, match="step 1: lower --lr"):
         train(method, data, tmp_path, LoopSettings(epochs=1, batch_size=8, log_every=1, progress=False),
               Speed.fast("cpu"))

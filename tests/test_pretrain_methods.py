@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import default_collate
 
 from ssl_zoo.pretraining.base import METHOD_MODULES, MethodSettings, UnknownMethodError, build_method
 from ssl_zoo.pretraining.data import ViewDataset, scan
+from ssl_zoo.pretraining.run import worker_views
 
 from .pretrain_data import OPTIONS, SIZE, write_images, write_volumes
 from .pretrain_data import one_thread  # noqa: F401 (an autouse-by-mark fixture)
@@ -25,7 +28,7 @@ def data(tmp_path_factory) -> dict[str, Path]:
 
 
 def fixed_batch(method, path: Path) -> dict[str, torch.Tensor]:
-    dataset = ViewDataset(scan(path), method.views, SIZE)
+    dataset = ViewDataset(scan(path), worker_views(method), SIZE)  # the view recipe's CPU path, or the method's own
     return default_collate([dataset[(3 * i % len(dataset), i)] for i in range(8)])
 
 
@@ -103,3 +106,39 @@ def test_dira_adversary_only_in_the_dira_stage_and_local_stage_keeps_the_encoder
     optimizer.step()
     after = local.encoder().state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # weights and BN statistics untouched
+
+
+JOINT_EMBEDDING = [name for name, module in METHOD_MODULES.items() if module == "contrastive"]
+
+
+@pytest.mark.parametrize("name", JOINT_EMBEDDING)
+def test_device_views_end_to_end(name, tmp_path, monkeypatch):
+    """views="device" forced on the CPU (kornia): every training and validation batch's views come from
+    make_views on plain images, the loss stays finite, and the model folder loads."""
+    import json
+
+    import ssl_zoo
+    from ssl_zoo.pretraining import pretrain, views
+    from ssl_zoo.pretraining.monitor import MonitorSettings
+
+    real, drawn = views.make_views, []
+
+    def counted(recipe, images, *, device):
+        drawn.append((recipe.name, tuple(images.shape)))
+        return real(recipe, images, device=device)
+
+    monkeypatch.setattr(views, "make_views", counted)
+    data = write_images(tmp_path / "images.npz", n=10)
+    out = pretrain(name, data, tmp_path / "run", epochs=1, batch_size=4, arch="resnet18", image_size=SIZE,
+                   device="cpu", progress=False, views="device", options=OPTIONS.get(name, {}),
+                   watch=MonitorSettings(val_fraction=0.2))
+    training = [shape for _, shape in drawn if shape[0] == 4]
+    assert len(training) == 2 and {recipe for recipe, _ in drawn} == {name}
+    assert all(shape[1:] == (3, SIZE, SIZE) for _, shape in drawn)  # the workers sent plain resized images
+    record = json.loads((out["model"] / "config.json").read_text())["ssl_zoo"]["training"]
+    assert math.isfinite(record["final_loss"]) and f"{name} on the device" in record["watched"]["views"]
+    assert all(math.isfinite(loss) for _, loss in record["watched"]["validation"])
+    model, preprocess = ssl_zoo.load(out["model"]).eval(), ssl_zoo.transforms(out["model"])
+    with torch.no_grad():
+        features = model(torch.stack([preprocess(np.full((SIZE, SIZE), v, np.uint8)) for v in (30, 220)]))
+    assert features.shape == (2, 512) and torch.isfinite(features).all()

@@ -19,6 +19,7 @@ from ssl_zoo.pretraining.data import ResumableBatches, Sample, ViewDataset, scan
 from ssl_zoo.pretraining.metrics import METRICS, MetricsLog, read_metrics
 from ssl_zoo.pretraining.monitor import BEST, VALIDATION_SEED, Monitor, MonitorSettings, split_validation
 from ssl_zoo.pretraining.probe import knn_accuracy
+from ssl_zoo.pretraining.run import worker_views
 
 from .pretrain_data import OPTIONS, SIZE, write_images
 from .pretrain_data import one_thread  # noqa: F401
@@ -69,7 +70,7 @@ def test_validation_loss_equals_the_loss_recomputed_by_hand(watched_run, images)
     method.load_state_dict(torch.load(watched_run / checkpoint.CHECKPOINT, weights_only=True)["method"])
     method.eval()
     _, val = split_validation(scan(images), 0.2, seed=0)
-    data = ViewDataset(val, method.views, SIZE)
+    data = ViewDataset(val, worker_views(method), SIZE)
     losses = []
     with torch.no_grad():
         for keys in ResumableBatches(len(val), 4, seed=VALIDATION_SEED, epoch=0):

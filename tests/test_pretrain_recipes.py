@@ -168,7 +168,7 @@ def test_swav_queue_and_prototype_freezing():
     swav = build_method("swav", MethodSettings(arch="resnet18", image_size=SIZE, batch_size=8, options=options))
     assert swav.queue.shape == (2, 16, 128)  # 20 cut to a multiple of the batch, as the reference does
     batch = {k: torch.rand(8, 3, SIZE, SIZE) for k in ("view0", "view1")}
-    batch["small0"] = torch.rand(8, 3, 32, 32)
+    batch["small"] = torch.rand(8, 3, 32, 32)  # one crop of a kind: its key unnumbered
     swav.epoch = 0.5
     swav(batch, 0.0)[0].backward()
     assert swav.prototypes.weight.grad is None and swav.backbone.conv1.weight.grad is not None

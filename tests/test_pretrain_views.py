@@ -151,8 +151,14 @@ def test_recipes_hold_the_papers_settings():
 
 
 def test_unknown_recipe_names_the_known_ones():
+    from ssl_zoo.pretraining.base import MethodSettings, build_method
+    from ssl_zoo.pretraining.views import recipe_for
+
     with pytest.raises(UnknownViewRecipeError, match="byol"):
         view_recipe("byl")
+    simclr = build_method("simclr", MethodSettings(arch="resnet18", views="wolf-simclr"))
+    with pytest.raises(UnknownViewRecipeError, match="wolf-moco"):  # no fall-back to other views
+        recipe_for(simclr)
 
 
 def test_multi_crop_shapes_and_asymmetry_on_both_paths():
@@ -164,3 +170,53 @@ def test_multi_crop_shapes_and_asymmetry_on_both_paths():
     cpu = recipe_views(swav)(images[0], {})
     assert list(cpu) == list(swav.keys) and cpu["small5"].shape == (3, 16, 16)
     assert all(0 <= v.min() and v.max() <= 1 for v in views)
+
+
+@pytest.mark.parametrize("small", [0, 1, 2])
+def test_swav_draws_only_the_small_crops_it_uses(small, monkeypatch):
+    """small_crops below the recipe's six: the workers and the device draw 2 + small crops, and the loss uses them all."""
+    from ssl_zoo.pretraining.base import MethodSettings, build_method
+    from ssl_zoo.pretraining.run import worker_views
+    from ssl_zoo.pretraining.views import recipe_for
+
+    torch.manual_seed(0)
+    swav = build_method("swav", MethodSettings(arch="resnet18", image_size=32,
+                                               options={"prototypes": 8, "small_crops": small}))
+    images = torch.rand(4, 3, 32, 32)
+    device = make_views(recipe_for(swav), images, device="cpu")
+    cpu = worker_views(swav)(images[0], {})
+    assert len(device) == len(cpu) == 2 + small
+    assert [v.shape[-1] for v in device] == [32, 32] + [16] * small
+    assert list(cpu)[:2] == ["view0", "view1"] and all(cpu[k].shape[-1] == 16 for k in list(cpu)[2:])
+    batch = dict(zip(recipe_for(swav).keys, device, strict=True))
+    assert torch.isfinite(swav(batch, 0.0)[0])
+    embedded = []
+    monkeypatch.setattr(swav, "embed", lambda x: embedded.append(x.shape[-1]) or torch.randn(len(x), 128))
+    swav(batch, 0.0)
+    assert embedded == [32, 32] + [16] * small  # every drawn crop reaches the loss, and nothing else
+
+
+def test_swav_small_crops_keep_the_presets_crop_and_refuse_bad_counts():
+    from ssl_zoo.errors import PresetError
+    from ssl_zoo.pretraining.base import MethodSettings, build_method
+    from ssl_zoo.pretraining.views import recipe_for
+
+    wolf = build_method("swav", MethodSettings(arch="resnet18", image_size=224, views="wolf-swav",
+                                               options={"prototypes": 8, "small_crops": 3}))
+    small = [c for c in recipe_for(wolf).crops if c.key == "small"]
+    assert [(c.count, c.scale) for c in small] == [(3, (0.10, 0.33))]
+    with pytest.raises(PresetError, match="small_crops=6"):
+        build_method("swav", MethodSettings(arch="resnet18", options={"small_crops": -1}))
+    with pytest.raises(UnknownViewRecipeError, match="no 'small' crops"):
+        build_method("swav", MethodSettings(arch="resnet18", views="simclr", options={"small_crops": 2}))
+
+
+def test_device_views_for_a_method_with_its_own_views_is_refused() -> None:
+    from ssl_zoo.errors import TrainingDataError
+    from ssl_zoo.pretraining.base import MethodSettings, build_method
+    from ssl_zoo.pretraining.run import device_recipe
+
+    method = build_method("dira", MethodSettings(arch="resnet18", image_size=32))
+    with pytest.raises(TrainingDataError, match="--views auto or workers"):
+        device_recipe(method, "device", "cpu")
+    assert device_recipe(method, "auto", "cuda") is None  # auto: the workers draw them, as asked

@@ -77,14 +77,13 @@ def cmd_invariance(args: argparse.Namespace) -> int:
     """``ssl-zoo invariance MODEL DATA``: Mahalanobis distance and whitened cosine per transform (or across views)."""
     from ..evaluation.invariance import invariance, multiview_invariance
 
-    data = read_data(args)
-    data = data["test"] if isinstance(data, dict) else data
+    data = read_data(args)  # every split: the analyses draw from the whole dataset, as upstream (dataset_pool)
     covariance = read_data(argparse.Namespace(**{**vars(args), "data": args.covariance_data})) \
         if args.covariance_data else None
     options = {"out_dir": output_folder(args), "covariance_data": covariance, "preset": args.preset,
                "in_chans": args.in_chans, "device": args.device, "batch_size": args.batch_size,
                "progress": common_options(args)["progress"], "num_images": args.num_images, "seed": args.seed,
-               "normalization": args.normalization}
+               "normalization": args.normalization, **({"splits": tuple(args.splits)} if args.splits else {})}
     if args.multiview:
         record = _warned(lambda: multiview_invariance(args.model, data, image_size=args.image_size, **options))
         scores = {"multiview": record["multiview"]}
@@ -153,6 +152,8 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--k", type=positive_int, help="copies per family (default: upstream's 256 / 2 / 7)")
     p.add_argument("--num-images", type=positive_int, help="images scored (default 100)")
     p.add_argument("--covariance-data", metavar="DATA", help="a separate set for the feature mean and covariance")
+    p.add_argument("--splits", nargs="+", choices=("train", "val", "test"),
+                   help="draw only from these official splits (default: every image, as upstream)")
     p.add_argument("--multiview", action="store_true", help="pairs of views of one patient/study (CSV 'group' column)")
     p.add_argument("--batch-size", type=positive_int, default=64, help="images per forward pass (default 64)")
     p = add_model_command(sub, common, "reconstruct", cmd_reconstruct,

@@ -36,8 +36,10 @@ def _list_record(entry: Entry) -> dict[str, Any]:
             "status": inventory.entry_state(entry.name).status}
 
 
-STATUS_LEGEND = ("STATUS: converted = model folder ready to load; downloaded = upstream file cached, not converted "
-                 "yet; user-supplied = no public download, bring the file (`ssl-zoo info NAME`); - = nothing cached")
+STATUS_LEGEND = ("STATUS: converted = model folder ready to load; damaged = model folder fails the checks every "
+                 "load runs (size, header): `ssl-zoo pull NAME --force`; downloaded = upstream file cached, not "
+                 "converted yet; user-supplied = no public download, bring the file (`ssl-zoo info NAME`); "
+                 "- = nothing cached")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -144,10 +146,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _fix(args: argparse.Namespace) -> None:
-    from ..converters.upstream import clean_stale
+    from ..store.leftovers import clean_bundle_stagings, clean_entry
 
-    removed = [path for name in (args.names or list_models()) for path in clean_stale(get_entry(name).name)]
-    for path in removed:
+    removed = [path for name in (args.names or list_models()) for path in clean_entry(get_entry(name).name)]
+    for path in removed + clean_bundle_stagings():
         note(args, f"removed stale temporary {path}")
 
 
@@ -183,8 +185,8 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--from-file", required=True, metavar="PATH", help="the downloaded upstream file (a TF checkpoint: its .zip, folder or .index)")
     p = add_command(sub, common, "verify", cmd_verify, "re-hash cached downloads and model folders")
     p.add_argument("names", nargs="*", metavar="NAME", help="default: every entry with anything cached")
-    p.add_argument("--fix", action="store_true", help="first remove temporaries that killed pulls left behind "
-                   "(entries being pulled right now are left alone)")
+    p.add_argument("--fix", action="store_true", help="first remove temporaries that killed pulls and bundle "
+                   "installs left behind (those running right now are left alone)")
     mirror = sub.add_parser("mirror", help="mirror helpers").add_subparsers(dest="action", required=True)
     p = add_command(mirror, common, "export", cmd_mirror_export, "copy cached downloads into a mirror folder "
                  "(<DIR>/<name>/<file>, the layout SSL_ZOO_MIRROR serves)", json_flag=False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import shutil
 import sys
 import threading
 from pathlib import Path
@@ -13,6 +12,7 @@ from ..errors import ConversionError, NotACheckpointError
 from ..modelfolder.files import check_intact, is_complete
 from ..registry import Entry, get_entry
 from ..store import cache
+from ..store.leftovers import remove_all
 from ..store.sources import Fetched, ensure_source, remember, staged_user_files
 
 # Downloads run in parallel, conversions one at a time: each holds a checkpoint and its output in memory,
@@ -47,7 +47,7 @@ def convert_upstream(name: str, *, force: bool = False, require_hashes: bool = F
     entry = get_entry(name)
     folder = cache.model_dir(entry.name)
     with entry_lock(entry.name):
-        remove_stale_temporaries(entry.name)  # we hold the lock: nobody else is writing them
+        remove_all(cache.stale_temporaries(entry.name))  # we hold the lock: nobody else is writing them
         if is_complete(folder) and not force:
             return check_intact(folder)
         files = [ensure_source(entry, s, require_hashes=require_hashes, progress=progress) for s in entry.sources]
@@ -69,7 +69,7 @@ def convert_user_file(name: str, path: Path) -> Path:
     """
     entry = get_entry(name)
     with entry_lock(entry.name):
-        remove_stale_temporaries(entry.name)
+        remove_all(cache.stale_temporaries(entry.name))
         user = Path(path).expanduser()
         with staged_user_files(entry, user) as files:
             try:
@@ -89,30 +89,6 @@ def about_user_file(exc: NotACheckpointError | ConversionError, staged: Path, us
     for advice in _DOWNLOAD_ADVICE:
         text = text.replace(advice, f"check that it is the whole file `ssl-zoo info {name}` names")
     return type(exc)(text)
-
-
-def remove_stale_temporaries(name: str) -> list[Path]:
-    """Remove what killed pulls of ``name`` left behind; call it holding the entry's lock. Returns the paths."""
-    stale = cache.stale_temporaries(name)
-    for path in stale:
-        shutil.rmtree(path, ignore_errors=True)
-    return stale
-
-
-def clean_stale(name: str) -> list[Path]:
-    """Remove the stale temporaries of ``name`` unless another process is pulling it now (then none).
-
-    Example:
-        >>> clean_stale("moco-v2")  # doctest: +SKIP
-        [PosixPath('/home/me/.cache/ssl_zoo/models/.moco-v2.tmp-1a2b3c4d')]
-    """
-    from filelock import Timeout
-
-    try:
-        with entry_lock(name).acquire(timeout=0):
-            return remove_stale_temporaries(name)
-    except Timeout:
-        return []
 
 
 def _discard_unverified(files: list[Fetched]) -> None:

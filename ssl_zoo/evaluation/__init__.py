@@ -5,6 +5,6 @@ One module per job: ``images`` (file formats), ``data`` (dataset readers), ``spl
 (the model under test), ``features`` (cached frozen features), ``metrics``, ``stats``, ``results`` (JSON/CSV
 files), ``report`` (a protocol's record over trials), ``parallel`` (torchrun DDP), ``presets`` (the papers' protocol
 settings, data in ``presets/*.toml``), ``paper_splits`` (the papers' validation split), ``probe``, ``finetune`` with
-``finetune_recipe``, ``fewshot``, ``segment`` with ``segment_masks``, ``compare``, ``plots``, ``saliency``,
-``invariance``.
+``finetune_recipe``, ``fewshot``, ``segment`` with ``segment_masks`` and ``segment_augment``, ``compare``,
+``plots``, ``saliency``, ``invariance``.
 """

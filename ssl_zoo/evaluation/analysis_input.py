@@ -9,9 +9,14 @@ MIMIC-CheXpert models; "entry" = the model folder's own mean/std). The rule appl
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .data import Samples
+
+SPLITS = ("train", "val", "test")
 
 
 def analysis_normalization(folder: Path, rule: str, in_chans: int = 3) -> dict[str, Any]:
@@ -64,3 +69,64 @@ def to_unit(image: Any) -> Any:
 def unit_crop(pixels: np.ndarray, resize: int, crop: int, interpolation: str = "bicubic") -> Any:
     """The float (3, crop, crop) tensor in [0,1] of uint8 ``pixels``: RGB, resize, centre crop, ``ToTensor``."""
     return to_unit(resize_crop(rgb_image(pixels), resize, crop, interpolation))
+
+
+def dataset_pool(data: "Samples | dict[str, Samples]", splits: Sequence[str] = ()) -> "tuple[Samples, np.ndarray]":
+    """The images a dataset analysis draws from, and their indices in ``data``.
+
+    The medical fork reads a dataset as ``ConcatDataset([train, test])`` (its ``train`` part holds what ssl_zoo
+    calls val), so by default every image of every split is in the pool. A dict of splits (``.npz``) becomes one
+    ``Samples`` (train, val, test order) whose ``split`` names each image's part. ``splits`` keeps only those
+    parts of a dataset with official splits (a card, a CSV ``split`` column, an ``.npz``).
+
+    Args:
+        data: ``Samples`` or ``{"train", "val", "test"}`` -> ``Samples``.
+        splits: Split names to keep; empty: every image.
+
+    Returns:
+        (the pool, the pool's indices in ``data`` (in the concatenation for a dict)).
+
+    Raises:
+        SettingError: ``splits`` names an unknown split, or ``data`` has no official splits to choose from.
+        DatasetError: No image is left.
+
+    Example:
+        >>> pool, where = dataset_pool(read_dataset("eyepacs", root="data/eyepacs"), splits=("test",))
+    """
+    from ..errors import DatasetError, SettingError
+
+    if isinstance(data, dict):
+        data = labelled_concat(data)
+    unknown = sorted(set(splits) - set(SPLITS))
+    if unknown:
+        raise SettingError(f"unknown split {unknown}; choose from {', '.join(SPLITS)} (none: every image)")
+    if not splits:
+        return data, np.arange(len(data))
+    if data.split is None:
+        raise SettingError("choosing splits needs a dataset with official splits (a dataset card, a CSV 'split' "
+                           "column or an .npz); drop the splits setting to use every image")
+    where = np.flatnonzero(np.isin(np.asarray(data.split), list(splits)))
+    if not len(where):
+        raise DatasetError(f"the dataset has no image in split {'/'.join(splits)}")
+    return data.subset(where), where
+
+
+def labelled_concat(parts: "dict[str, Samples]") -> "Samples":
+    """The splits of ``parts`` as one ``Samples`` in train, val, test order, ``split`` naming each image's part."""
+    import dataclasses
+
+    from .paper_splits import merge
+
+    named = [dataclasses.replace(parts[k], split=np.full(len(parts[k]), k)) for k in SPLITS if k in parts]
+    pool = named[0]
+    for part in named[1:]:
+        pool = merge(pool, part)
+    return pool
+
+
+def split_counts(data: "Samples") -> dict[str, int] | None:
+    """Images per split of ``data`` (None without official splits): what a record says the draw came from."""
+    if data.split is None:
+        return None
+    names, counts = np.unique(np.asarray(data.split), return_counts=True)
+    return {str(n): int(c) for n, c in zip(names, counts)}

@@ -9,6 +9,15 @@ compared with each of its ``k`` transformed copies (``invariance_transforms``): 
 the nan-mean over images, then the mean over copies. ``invariances_multiview.py`` scores pairs of views of the
 same patient/study (from ``Samples.groups``) the same way, at ``Resize(224, bicubic)`` + ``CenterCrop(224)``.
 Computed in float64 (upstream: a float32 Cholesky factor).
+
+Which images (read in ``jonahanton/SSL_medicalimaging@77fceef``): ``get_train_valid_test_dset`` builds
+``ConcatDataset([dset(train=True), dset(train=False)])`` and ``invariances.py`` uses it for both the clean
+(covariance) set and the scored set; ``invariances_multiview.py`` does the same. Its dataset classes have a train
+and a test part only (the val split of ``linear.py`` is carved from train), so the pool is every image the class
+reads, never the test split alone: a dataset card or ``.npz`` is used with all of its splits
+(``analysis_input.dataset_pool``), and the ``splits`` setting narrows it. One card differs: upstream's CheXpert
+class reads ``train.csv`` only (the official ``valid.csv``, ssl_zoo's test split, is never read), so upstream's
+pool there is ``splits=("train", "val")``.
 """
 
 from __future__ import annotations
@@ -20,7 +29,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import DatasetError
-from .analysis_input import analysis_normalization, normalize_unit, resize_crop, rgb_image, to_unit
+from .analysis_input import (analysis_normalization, dataset_pool, normalize_unit, resize_crop, rgb_image,
+                             split_counts, to_unit)
 from ..progress import bar
 from .backbone import load_backbone
 from .splits import check_run
@@ -47,6 +57,8 @@ class InvarianceSettings:
         eps: Ridge added to the covariance's diagonal.
         normalization: A rule of ``preprocess.NORMALIZATIONS`` ("paper", "entry", ...).
         seed: ``np.random.seed`` of the draws.
+        splits: Official splits the images (and the covariance, unless given separately) are drawn from; empty:
+            every image, as upstream (``analysis_input.dataset_pool``).
     """
 
     transforms: tuple[str, ...] = FAMILIES
@@ -60,6 +72,7 @@ class InvarianceSettings:
     eps: float = 1e-6
     normalization: str = "paper"
     seed: int = 0
+    splits: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,7 @@ class MultiviewSettings:
     eps: float = 1e-6
     normalization: str = "paper"
     seed: int = 0
+    splits: tuple[str, ...] = ()
 
 
 class Features:
@@ -121,17 +135,18 @@ def family_scores(features: Features, images: Sequence[Any], clean: np.ndarray, 
             "cosine_similarity": float(np.nanmean(cosines, 0).mean()), "copies": len(params)}
 
 
-def invariance(model: str | Path, data: Samples, *, out_dir: str | Path | None = None,
-               covariance_data: Samples | None = None, preset: str | None = None, in_chans: int = 3,
-               device: str | None = None, batch_size: int = 64, progress: bool = True,
+def invariance(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: str | Path | None = None,
+               covariance_data: Samples | dict[str, Samples] | None = None, preset: str | None = None,
+               in_chans: int = 3, device: str | None = None, batch_size: int = 64, progress: bool = True,
                **overrides: Any) -> dict[str, Any]:
     """Per-family invariance of ``model``'s features on images of ``data``.
 
     Args:
         model: A registry name or a model folder.
-        data: The dataset (all of its images, every split, as upstream concatenates train and test).
+        data: The dataset: ``Samples`` or a dict of splits. Images and covariance images are drawn from every
+            image of every split (or the ``splits`` setting's), as upstream (module docstring).
         out_dir: Where ``invariance.json`` goes (nothing written when None).
-        covariance_data: A separate set for the feature mean and covariance (default ``data``).
+        covariance_data: A separate set for the feature mean and covariance, used whole (default: the pool).
         preset: The preset (default "ssl-transfer"); ``overrides`` change single ``InvarianceSettings`` fields.
         in_chans: Model input channels.
         device: "cuda", "cpu", ...
@@ -139,12 +154,14 @@ def invariance(model: str | Path, data: Samples, *, out_dir: str | Path | None =
         progress: Progress bars on stderr.
 
     Returns:
-        ``{"model", "preset", "normalization", "images", "covariance_images", "warnings", "transforms":
-        {family: {"mahalanobis", "cosine_similarity", "copies"}}}``.
+        ``{"model", "preset", "normalization", "pool" ({"images", "splits": images per split}), "drawn_splits",
+        "images" (indices in ``data``), "covariance_images", "warnings", "transforms": {family: {"mahalanobis",
+        "cosine_similarity", "copies"}}}``.
 
     Raises:
         DatasetError: An empty dataset or fewer than two covariance images.
-        UnknownPresetError / PresetError: An unknown preset or setting (e.g. a family name).
+        UnknownPresetError / PresetError / SettingError: An unknown preset or setting (a family or split name;
+            splits chosen for data without official splits).
 
     Example:
         >>> invariance("moco-v2", read_dataset("retina.csv"), transforms=("rotation", "h_flip"))
@@ -155,20 +172,21 @@ def invariance(model: str | Path, data: Samples, *, out_dir: str | Path | None =
     resolved = resolve("invariance", preset, **overrides)
     s = resolved.settings
     check_families(s.transforms)
-    if not len(data):
+    pool, where = dataset_pool(data, s.splits)
+    if not len(pool):
         raise DatasetError("the invariance needs images; the dataset is empty")
     features = Features(model, s.normalization, in_chans=in_chans, device=device, batch_size=batch_size,
                         progress=progress)
     rng = np.random.RandomState(s.seed)
-    w = fit_whitening(features, covariance_data or data, rng, s, s.resize, s.crop_size, progress)
-    chosen = rng.choice(np.arange(len(data)), s.num_images)
-    images = [rgb_image(data.load(int(i))) for i in chosen]
+    w = fit_whitening(features, covariance_pool(covariance_data, pool), rng, s, s.resize, s.crop_size, progress)
+    chosen = rng.choice(np.arange(len(pool)), s.num_images)
+    images = [rgb_image(pool.load(int(i))) for i in chosen]
     clean = features([resize_crop(im, s.resize, s.crop_size, s.interpolation) for im in images])
     scores = {f: family_scores(features, images, clean, w, f, s)
               for f in bar(s.transforms, progress=progress, desc="transform families")}
     record = {"model": str(model), "preset": resolved.record(), "normalization": features.norm,
-              "dataset": data.card, "images": [int(i) for i in chosen], "covariance_images": w.images,
-              "warnings": w.warnings, "transforms": scores}
+              "dataset": pool.card, **pool_record(pool, chosen), "images": [int(where[i]) for i in chosen],
+              "covariance_images": w.images, "warnings": w.warnings, "transforms": scores}
     if out_dir is not None:
         title = f"{Path(str(model)).name}: invariance over {s.num_images} images ({w.images} for the covariance)" + (
             "\nwarning: singular covariance, values not comparable (see invariance.json)" if w.warnings else "")
@@ -178,6 +196,17 @@ def invariance(model: str | Path, data: Samples, *, out_dir: str | Path | None =
         record["figures"] = [str(f) for f in figures]
         write_json(Path(out_dir) / "invariance.json", record)
     return record
+
+
+def covariance_pool(covariance_data: Samples | dict[str, Samples] | None, pool: Samples) -> Samples:
+    """The covariance images' pool: a separate set whole (a dict of splits concatenated), else the scored pool."""
+    return pool if covariance_data is None else dataset_pool(covariance_data)[0]
+
+
+def pool_record(pool: Samples, chosen: Sequence[int]) -> dict[str, Any]:
+    """What the record says about the draw: the pool's size and images per split, the drawn images' splits."""
+    return {"pool": {"images": len(pool), "splits": split_counts(pool)},
+            "drawn_splits": split_counts(pool.subset(np.asarray(chosen)))}
 
 
 def fit_whitening(features: Features, data: Samples, rng: np.random.RandomState, s: Any, resize: int, crop: int,
@@ -215,21 +244,23 @@ def view_pairs(groups: np.ndarray | None) -> list[tuple[int, int]]:
     return pairs
 
 
-def multiview_invariance(model: str | Path, data: Samples, *, out_dir: str | Path | None = None,
-                         covariance_data: Samples | None = None, preset: str | None = None, in_chans: int = 3,
-                         device: str | None = None, batch_size: int = 64, progress: bool = True,
+def multiview_invariance(model: str | Path, data: Samples | dict[str, Samples], *,
+                         out_dir: str | Path | None = None,
+                         covariance_data: Samples | dict[str, Samples] | None = None, preset: str | None = None,
+                         in_chans: int = 3, device: str | None = None, batch_size: int = 64, progress: bool = True,
                          **overrides: Any) -> dict[str, Any]:
     """Invariance across views of the same patient/study (``invariances_multiview.py``).
 
     Args:
         model: A registry name or a model folder.
-        data: ``Samples`` with ``groups`` (the CSV's ``group`` column).
+        data: ``Samples`` with ``groups`` (the CSV's ``group`` column), or a dict of splits; drawn from as
+            ``invariance`` draws.
         out_dir, covariance_data, preset, in_chans, device, batch_size, progress: As ``invariance``;
             ``overrides`` change single ``MultiviewSettings`` fields.
 
     Returns:
-        ``{"model", "preset", "normalization", "pairs", "covariance_images", "warnings", "multiview":
-        {"mahalanobis", "cosine_similarity"}}``.
+        ``{"model", "preset", "normalization", "pool", "drawn_splits", "pairs", "covariance_images", "warnings",
+        "multiview": {"mahalanobis", "cosine_similarity"}}``.
 
     Raises:
         DatasetError: No groups or no pairs.
@@ -238,17 +269,19 @@ def multiview_invariance(model: str | Path, data: Samples, *, out_dir: str | Pat
 
     resolved = resolve("multiview", preset, **overrides)
     s = resolved.settings
-    pairs = view_pairs(getattr(data, "groups", None))
+    pool, where = dataset_pool(data, s.splits)
+    pairs = view_pairs(pool.groups)
     features = Features(model, s.normalization, in_chans=in_chans, device=device, batch_size=batch_size,
                         progress=progress)
     rng = np.random.RandomState(s.seed)
-    w = fit_whitening(features, covariance_data or data, rng, s, s.image_size, s.image_size, progress)
+    w = fit_whitening(features, covariance_pool(covariance_data, pool), rng, s, s.image_size, s.image_size, progress)
     chosen = [pairs[i] for i in rng.choice(len(pairs), s.num_images)]
-    views = [clean_features(features, data, [p[side] for p in chosen], s.image_size, s.image_size,
+    views = [clean_features(features, pool, [p[side] for p in chosen], s.image_size, s.image_size,
                             s.interpolation, progress) for side in (0, 1)]
     distance, cosine = pair_scores(views[0], views[1], w)
     record = {"model": str(model), "preset": resolved.record(), "normalization": features.norm,
-              "dataset": data.card, "pairs": [list(map(int, p)) for p in chosen], "covariance_images": w.images,
+              "dataset": pool.card, **pool_record(pool, [p[0] for p in chosen]),
+              "pairs": [[int(where[i]) for i in p] for p in chosen], "covariance_images": w.images,
               "warnings": w.warnings,
               "multiview": {"mahalanobis": float(np.nanmean(distance)),
                             "cosine_similarity": float(np.nanmean(cosine))}}

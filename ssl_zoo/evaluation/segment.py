@@ -5,10 +5,11 @@ masks resized to 224 x 224, no normalisation, Adam lr 1e-3, batch 32, at most 20
 becomes ``lr / 2 * (cos(pi * e / epochs) + 1)`` (``cosine_anneal_schedule``); loss ``1 - (2 sum(y p) + 1) /
 (sum(y) + sum(p) + 1)`` on the batch's sigmoid probabilities (``torch_dice_coef_loss``); the epoch with the lowest
 validation loss is kept, training stops after 20 epochs without a lower one; training augmentation (paired for image
-and mask): with p 0.3 one of brightness/contrast or gamma, with p 0.25 a random square crop of 156..224 pixels resized
-back (upstream's elastic/grid/optical distortions are not reproduced). Preset ``magical``: ``StepLR(30, 0.5)`` and
-selection by validation Dice. Both transfer the ENCODER only: the decoder of a U-Net entry is re-initialised unless
-``keep_decoder`` is set, and the segmentation head is always fresh. The std over trials is the population std.
+and mask, ``segment_augment``): with p 0.3 one of brightness/contrast or gamma, with p 0.3 one of elastic, grid or
+optical distortion, with p 0.25 a random square crop of 156..224 pixels resized back. Preset ``magical``:
+``StepLR(30, 0.5)`` and selection by validation Dice. Both transfer the ENCODER only: the decoder of a U-Net entry
+is re-initialised unless ``keep_decoder`` is set, and the segmentation head is always fresh. The std over trials is
+the population std.
 
 Masks (binary, or multi-class with ``classes`` > 1), the Dice / IoU rule and the Dice loss: ``segment_masks``.
 """
@@ -52,7 +53,7 @@ class SegmentSettings:
         gamma: StepLR factor.
         loss: "dice" (smoothed soft Dice over the batch) or "bce".
         select_on: "loss" (lowest validation loss) or "dice" (highest mean validation Dice).
-        augment: The paired training augmentation of the module docstring.
+        augment: The paired training augmentation of the module docstring (``segment_augment``).
         keep_decoder: Keep a U-Net entry's pre-trained decoder (default: encoder-only transfer).
         classes: Foreground classes: 1 (binary, mask > 0) or K > 1 (masks hold ids 0..K; softmax over K + 1).
         population_std: Report ``np.std`` (ddof 0) over trials.

@@ -1,5 +1,5 @@
-"""Masks of the segmentation protocol: reading (binary or multi-class), the paired augmentation, probabilities,
-BenchmarkTransfer's Dice loss, and per-image Dice / IoU.
+"""Masks of the segmentation protocol: reading (binary or multi-class; augmented by ``segment_augment``),
+probabilities, BenchmarkTransfer's Dice loss, and per-image Dice / IoU.
 
 Mask convention: ``classes`` foreground classes. With 1 (binary) a pixel is foreground when its mask value is > 0
 (an RGB mask by its largest channel); with K > 1 the mask holds class ids 0..K (0 background) and the U-Net has K + 1
@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import DatasetError
 from .data import Samples, load_item
+from .segment_augment import augment_pair
 
 
 def dice_loss(probs: Any, masks: Any) -> Any:
@@ -64,36 +65,29 @@ def dice_iou(probs: Any, masks: Any, classes: int = 1) -> tuple[Any, Any]:
     return dice.mean(1), iou.mean(1)
 
 
-def augment_pair(image: Any, mask: Any, rng: np.random.Generator) -> tuple[Any, Any]:
-    """The paired training augmentation of a normalised (C, H, W) image and its (1, H, W) mask: with p 0.3 one of
-    brightness/contrast (+-20 %) or gamma (0.8..1.2), with p 0.25 a random square crop of 156/224 .. 1 of the side
-    resized back (bilinear image, nearest mask)."""
-    import torch.nn.functional as F
-
-    if rng.random() < 0.3:
-        if rng.random() < 0.5:
-            image = image * (1 + rng.uniform(-0.2, 0.2)) + rng.uniform(-0.2, 0.2)
-        else:  # gamma on the image's own range
-            low, high = image.min(), image.max()
-            span = (high - low).clamp(min=1e-6)
-            image = ((image - low) / span) ** rng.uniform(0.8, 1.2) * span + low
-    size = image.shape[-1]
-    if rng.random() < 0.25:
-        side = int(rng.integers(int(size * 156 / 224), size + 1))
-        top, left = (int(rng.integers(0, size - side + 1)) for _ in range(2))
-        crop = (slice(None), slice(top, top + side), slice(left, left + side))
-        image = F.interpolate(image[crop][None], size=(size, size), mode="bilinear", align_corners=False)[0]
-        mask = F.interpolate(mask[crop][None], size=(size, size), mode="nearest")[0]
-    return image, mask
-
-
 class MaskDataset:
-    """(image tensor, (1, H, W) mask tensor of 0/1 or class ids, resized to the image with nearest neighbours)."""
+    """(image tensor, (1, H, W) mask tensor of 0/1 or class ids, resized to the image with nearest neighbours).
+
+    With ``augment_seed`` every item is augmented (``segment_augment.augment_pair``) from one seeded generator; a
+    DataLoader worker gets its own, seeded from ``augment_seed`` and the worker's seed (itself drawn from the loader's
+    seeded generator), so workers never repeat each other's draws.
+    """
 
     def __init__(self, samples: Samples, transform: Callable, classes: int = 1,
                  augment_seed: int | None = None) -> None:
         self.samples, self.transform, self.classes = samples, transform, classes
+        self.augment_seed, self.worker_seed = augment_seed, None
         self.rng = None if augment_seed is None else np.random.default_rng(augment_seed)
+
+    def generator(self) -> np.random.Generator:
+        """The augmentation's generator in this process (a worker's own one inside a DataLoader worker)."""
+        import torch
+
+        worker = torch.utils.data.get_worker_info()
+        if worker is not None and worker.seed != self.worker_seed:
+            self.worker_seed = worker.seed
+            self.rng = np.random.default_rng([self.augment_seed, worker.seed])
+        return self.rng
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -111,4 +105,4 @@ class MaskDataset:
         ids = raw > 0 if self.classes == 1 else raw
         mask = torch.as_tensor(np.asarray(ids), dtype=torch.float32)[None, None]
         mask = F.interpolate(mask, size=image.shape[-2:], mode="nearest")[0]
-        return augment_pair(image, mask, self.rng) if self.rng is not None else (image, mask)
+        return augment_pair(image, mask, self.generator()) if self.rng is not None else (image, mask)

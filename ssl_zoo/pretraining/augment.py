@@ -7,12 +7,10 @@ recipes batched on the device instead.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 from torchvision.transforms import v2
 
-from .views import CropSpec, ViewRecipe, view_recipe
+from .views import CropSpec, ViewRecipe
 
 
 def crop_transform(crop: CropSpec) -> v2.Transform:
@@ -66,13 +64,3 @@ def colour(strength: float = 0.4, hue: float = 0.1, p: float = 0.8, grey: float 
     if blur:
         steps.append(v2.RandomApply([v2.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=blur))
     return v2.Compose(steps)
-
-
-def moco_v2(size: int) -> v2.Transform:
-    """MoCo-v2 ``aug-plus``: crop 0.2-1, jitter 0.4/0.1 p 0.8, grey 0.2, blur 0.5, horizontal flip."""
-    return crop_transform(view_recipe("moco-v2", size=size).crops[0])
-
-
-def simclr(size: int, scale: tuple[float, float] = (0.08, 1.0)) -> v2.Transform:
-    """SimCLR: crop 0.08-1, flip, jitter 0.8/0.2 p 0.8, grey 0.2, blur 0.5."""
-    return crop_transform(replace(view_recipe("simclr", size=size).crops[0], scale=scale))

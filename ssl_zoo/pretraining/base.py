@@ -1,9 +1,11 @@
 """What every pre-training method gives the loop, and the table of methods by name.
 
 A method is an ``nn.Module`` whose ``forward(batch, progress)`` returns the loss and its named parts; the
-loop knows nothing else about it. ``views`` turns one [0, 1] image into the tensors one sample of the
-method's batch holds (its augmentations); it runs in the data loader with torch's RNG seeded per sample,
-so a resumed run sees the same views.
+loop knows nothing else about it. Its views come from one of two places: a ``view_recipe`` (a table of
+``views.toml``, the joint-embedding methods), drawn per sample by ``augment.recipe_views`` or batched on the
+device by ``views.make_views``; or, for a method without one, its own ``views``, which turns one [0, 1] image
+into the tensors one sample of its batch holds. Both run with torch's RNG seeded per sample (per step on the
+device), so a resumed run sees the same views.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ class MethodSettings:
 
 
 class Method(nn.Module):
-    """Base class: subclasses set the class attributes and implement ``views`` and ``forward``."""
+    """Base class: subclasses set the class attributes and implement ``forward`` (and ``views`` unless they name a
+    ``view_recipe``)."""
 
     name: ClassVar[str]
     paper: ClassVar[str] = ""
@@ -68,8 +71,9 @@ class Method(nn.Module):
         self.opts = {**self.defaults, **settings.options}
 
     def views(self, image: torch.Tensor, meta: dict[str, float]) -> dict[str, torch.Tensor]:
-        """The tensors of one sample from a (C, H, W) image in [0, 1]."""
-        raise NotImplementedError
+        """The tensors of one sample from a (C, H, W) image in [0, 1] (a method without a ``view_recipe``)."""
+        raise NotImplementedError(f"{self.name} has no views of its own: its view recipe makes its samples "
+                                  "(views.recipe_for)")
 
     def forward(self, batch: dict[str, torch.Tensor], progress: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(loss, named loss parts) for a batch on the device; ``progress`` ∈ [0, 1] through training."""

@@ -8,12 +8,12 @@ gather embeddings with gradient, and SwAV's Sinkhorn sums over processes.
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import augment, losses
+from ..errors import PresetError
+from . import losses, views
 from .base import Method, MethodSettings
 from .optim import ema_momentum
 from .parts import (
@@ -31,7 +31,7 @@ from .parts import (
 
 
 class _Backboned(Method):
-    """A timm backbone with input normalisation and two augmented views per sample."""
+    """A timm backbone with input normalisation; its views are the ``view_recipe`` of ``views.toml``."""
 
     def __init__(self, settings: MethodSettings):
         super().__init__(settings)
@@ -46,13 +46,6 @@ class _Backboned(Method):
         """Normalise, backbone, projection head."""
         return self.head(self.backbone(self.normalise(x)))
 
-    def transform(self):
-        return augment.simclr(self.settings.image_size)
-
-    def views(self, image, meta):
-        t = self.transform()
-        return {"view0": t(image), "view1": t(image)}
-
 
 class MoCoV2(_Backboned):
     """Query encoder + MLP head, momentum key encoder, a FIFO queue of negatives, InfoNCE."""
@@ -60,7 +53,6 @@ class MoCoV2(_Backboned):
     name = "moco-v2"
     view_recipe = "moco-v2"  # views.toml: drawn on the device on CUDA, in the workers otherwise
     paper = "Improved Baselines with Momentum Contrastive Learning (arXiv:2003.04297)"
-    view_recipe = "moco-v2"
     defaults = {"dim": 128, "queue": 65536, "momentum": 0.999, "tau": 0.2}
 
     def __init__(self, settings: MethodSettings):
@@ -68,9 +60,6 @@ class MoCoV2(_Backboned):
         self.head = mlp([self.width, self.width, self.opts["dim"]])
         self.key_backbone, self.key_head = frozen_copy(self.backbone), frozen_copy(self.head)
         self.queue = KeyQueue(self.opts["queue"], self.opts["dim"])
-
-    def transform(self):
-        return augment.moco_v2(self.settings.image_size)
 
     def forward(self, batch, progress):
         q = self.embed(batch["view0"])
@@ -96,7 +85,6 @@ class SimCLR(_Backboned):
     name = "simclr"
     view_recipe = "simclr"  # views.toml: drawn on the device on CUDA, in the workers otherwise
     paper = "A Simple Framework for Contrastive Learning of Visual Representations (arXiv:2002.05709)"
-    view_recipe = "simclr"
     defaults = {"dim": 128, "tau": 0.1}
 
     def __init__(self, settings: MethodSettings):
@@ -115,7 +103,6 @@ class BYOL(_Backboned):
     name = "byol"
     view_recipe = "byol"  # views.toml: drawn on the device on CUDA, in the workers otherwise
     paper = "Bootstrap Your Own Latent (arXiv:2006.07733)"
-    view_recipe = "byol"
     defaults = {"hidden": 4096, "dim": 256, "momentum": 0.996}
 
     def __init__(self, settings: MethodSettings):
@@ -152,7 +139,6 @@ class SwAV(_Backboned):
     name = "swav"
     view_recipe = "swav"  # views.toml: drawn on the device on CUDA, in the workers otherwise
     paper = "Unsupervised Learning of Visual Features by Contrasting Cluster Assignments (arXiv:2006.09882)"
-    view_recipe = "swav"
     unused_parameters = True  # the prototypes get no gradient while frozen
     defaults = {"dim": 128, "prototypes": 3000, "tau": 0.1, "epsilon": 0.05, "sinkhorn_iterations": 3,
                 "small_crops": 6, "queue": 0, "queue_start_epoch": 15, "freeze_prototypes_epochs": 1}
@@ -164,6 +150,11 @@ class SwAV(_Backboned):
         # Embeddings of the two large crops of earlier batches, this process's share (zeros until filled);
         # the checkpoint keeps the main process's, which every process takes back on --resume.
         self.register_buffer("queue", torch.zeros(2, self.queue_length(settings.batch_size), self.opts["dim"]))
+        small = self.opts["small_crops"]
+        if type(small) is not int or small < 0:
+            raise PresetError(f"swav: option small_crops={small!r} must be a whole number >= 0: pass -o small_crops=6")
+        # Only the small crops the loss uses are drawn (in the workers or on the device).
+        self.view_recipe = views.view_recipe(self.view_recipe).with_count("small", small)
 
     def queue_length(self, batch_size: int) -> int:
         """The queue cut to a multiple of the global batch (0 when the batch is larger), per process."""
@@ -172,17 +163,10 @@ class SwAV(_Backboned):
             length -= length % batch_size
         return length // world_size()
 
-    def views(self, image, meta):
-        size = self.settings.image_size
-        large, small = augment.simclr(size, (0.14, 1.0)), augment.simclr(max(32, size * 96 // 224), (0.05, 0.14))
-        out = {f"view{i}": large(image) for i in range(2)}
-        out.update({f"small{i}": small(image) for i in range(self.opts["small_crops"])})
-        return out
-
     def forward(self, batch, progress):
         with torch.no_grad():
             self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
-        names = ["view0", "view1", *(f"small{i}" for i in range(self.opts["small_crops"]))]
+        names = self.view_recipe.keys  # the two large crops first, then the small ones drawn
         frozen = self.epoch < self.opts["freeze_prototypes_epochs"]
         weight = self.prototypes.weight.detach() if frozen else self.prototypes.weight
         embeddings = [F.normalize(self.embed(batch[k]), dim=1) for k in names]  # the large crops first
@@ -222,7 +206,6 @@ class BarlowTwins(_Backboned):
     name = "barlow-twins"
     view_recipe = "barlow-twins"  # views.toml: drawn on the device on CUDA, in the workers otherwise
     paper = "Barlow Twins: Self-Supervised Learning via Redundancy Reduction (arXiv:2103.03230)"
-    view_recipe = "barlow-twins"
     defaults = {"hidden": 8192, "lambd": 0.0051}
 
     def __init__(self, settings: MethodSettings):

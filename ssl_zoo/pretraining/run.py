@@ -20,7 +20,7 @@ from .loop import EXTEND_RULE, LoopSettings, train
 from .monitor import Monitor, MonitorSettings, for_method, split_validation
 from .output import TrainingRecord, write_outputs
 from .pictures import add_loss_curve
-from .recipes import Resolved, resolve
+from .recipes import Recipe, Resolved, resolve
 from .views import ViewRecipe, images_only, recipe_for
 
 VIEW_PLACES = ("auto", "device", "workers")
@@ -88,8 +88,8 @@ def pretrain(
         ``{"model": folder, ["unet": folder]}`` (on the main process; empty on the others).
 
     Raises:
-        UnknownMethodError, UnknownPresetError, PresetError, TrainingDataError, NonFiniteLossError, ResumeError,
-        RunExistsError, ModelFolderError, OutputFolderError.
+        UnknownMethodError, UnknownPresetError, PresetError, UnknownViewRecipeError, IntensityError,
+        TrainingDataError, NonFiniteLossError, ResumeError, RunExistsError, ModelFolderError, OutputFolderError.
 
     Example:
         >>> pretrain("moco-v2", "scans/", "runs/moco", preset="wolf-lidc", epochs=200)["model"]
@@ -99,24 +99,16 @@ def pretrain(
     resolved = resolve(method, preset, epochs=epochs, batch_size=batch_size, image_size=image_size, lr=lr,
                        weight_decay=weight_decay, warmup_epochs=warmup_epochs, clip=clip)
     recipe = resolved.recipe
-    intensity_of(intensity)  # a bad recipe or name, or a bad views place, fails before any work
-    check_views(views)
-    if recipe.init_required and init is None and not resume:
-        raise ResumeError(f"preset {resolved.preset} starts from an earlier run: pass --init RUN_DIR")
+    check_request(resolved, views, intensity, init=init, resume=resume)
     run_dir = prepare_run_dir(Path(out), resume=resume, overwrite=overwrite)
     speed = Speed.fast(device, compile=compile, workers=workers)
     loop_settings = LoopSettings(epochs=recipe.epochs, batch_size=recipe.batch_size, recipe=recipe, seed=seed,
                                  checkpoint_every=checkpoint_every,
                                  progress=progress and not cache.env_flag(cache.QUIET_ENV))
     merged = {**resolved.options, **(options or {})}
-    settings = MethodSettings(arch=arch, image_size=recipe.image_size, mean=tuple(recipe.mean),
-                              std=tuple(recipe.std), views=recipe.views, batch_size=recipe.batch_size, options=merged)
     with distributed_session(speed.device) as dist:
-        torch.manual_seed(seed)  # every process builds the same networks
-        model = build_method(method, settings)
-        model.select, model.early_stop = recipe.select, recipe.early_stop  # the paper's, read by the monitor
-        if init is not None and not resume:
-            initialise(model, init, progress=progress)
+        model = start_method(method, method_settings(recipe, arch, merged), recipe, seed=seed,
+                             init=None if resume else init, progress=progress)
         on_device = device_recipe(model, views, speed.device.type)
         dataset, monitor = watched_data(model, Path(data), intensity, for_method(watch, model), on_device, run_dir,
                                         seed=seed, is_main=dist.is_main)
@@ -132,11 +124,49 @@ def pretrain(
         record = TrainingRecord(method, model.paper, str(data), recipe.epochs, recipe.batch_size, result.steps,
                                 result.final_loss, str(init or "random"), recipe.image_size, model.settings.mean,
                                 model.settings.std, run_record(resolved, model, options or {}, resume, watch), watched)
-        written = write_outputs(model.cpu(), run_dir, record)
-        best = watched["output_step"] if watched["output"] == "best-validation" else None
-        add_loss_curve(result.losses, run_dir, method, list(written.values()), validation=monitor.state.validation,
-                       selected=best)
-        return written
+        return write_run(model, run_dir, record, result.losses, monitor.state.validation)
+
+
+def check_request(resolved: Resolved, views: str, intensity: Intensity | str | None, *,
+                  init: str | Path | None, resume: bool) -> None:
+    """Fail before any work: a bad intensity recipe or name, a bad views place, a stage that needs ``--init``.
+
+    Raises:
+        IntensityError: ``intensity`` is neither a recipe nor an entry or card name.
+        TrainingDataError: ``views`` is not "auto", "device" or "workers".
+        ResumeError: The preset starts from an earlier run and neither ``init`` nor ``resume`` is given.
+    """
+    intensity_of(intensity)
+    check_views(views)
+    if resolved.recipe.init_required and init is None and not resume:
+        raise ResumeError(f"preset {resolved.preset} starts from an earlier run: pass --init RUN_DIR")
+
+
+def method_settings(recipe: Recipe, arch: str, options: dict[str, Any]) -> MethodSettings:
+    """What shapes the method's networks and views: ``arch``, the recipe's size, normalisation, views and batch."""
+    return MethodSettings(arch=arch, image_size=recipe.image_size, mean=tuple(recipe.mean), std=tuple(recipe.std),
+                          views=recipe.views, batch_size=recipe.batch_size, options=options)
+
+
+def start_method(name: str, settings: MethodSettings, recipe: Recipe, *, seed: int, init: str | Path | None,
+                 progress: bool) -> Method:
+    """Method ``name`` built alike on every process (seeded), told the recipe's output selection and early
+    stop (read by the monitor), and started from ``init`` when given."""
+    torch.manual_seed(seed)
+    model = build_method(name, settings)
+    model.select, model.early_stop = recipe.select, recipe.early_stop
+    if init is not None:
+        initialise(model, init, progress=progress)
+    return model
+
+
+def write_run(model: Method, run_dir: Path, record: TrainingRecord, losses: list[float],
+              validation: list[tuple[int, float]]) -> dict[str, Path]:
+    """The model folder(s), then the loss curve marking the output step when the best checkpoint was kept."""
+    written = write_outputs(model.cpu(), run_dir, record)
+    best = record.watched["output_step"] if record.watched["output"] == "best-validation" else None
+    add_loss_curve(losses, run_dir, record.method, list(written.values()), validation=validation, selected=best)
+    return written
 
 
 def run_record(resolved: Resolved, method: Method, given: dict[str, Any], resumed: bool,
@@ -199,10 +229,14 @@ def device_recipe(method: Method, views: str, device_type: str) -> ViewRecipe | 
     """The view recipe to draw on the device, or None when the data-loader workers draw the views.
 
     Raises:
-        TrainingDataError: ``views`` is not "auto", "device" or "workers".
+        TrainingDataError: ``views`` is not "auto", "device" or "workers", or is "device" for a method whose views
+            are its own (dira, magical, chaitanya-*, spark): those are drawn by the workers, never silently instead.
     """
     check_views(views)
     recipe = recipe_for(method)
+    if views == "device" and recipe is None:
+        raise TrainingDataError(f"{method.name} draws its own views in the data-loader workers; --views device "
+                                "applies to moco-v2, simclr, byol, swav and barlow-twins: use --views auto or workers")
     on_device = views == "device" or (views == "auto" and device_type == "cuda")
     return recipe if on_device else None
 

@@ -88,6 +88,18 @@ class ViewRecipe:
         """Every crop's batch key, in the order ``make_views`` returns them."""
         return tuple(k for crop in self.crops for k in crop.keys)
 
+    def with_count(self, key: str, count: int) -> "ViewRecipe":
+        """The recipe with ``count`` crops of kind ``key`` (none: the kind is dropped), so only used crops are drawn.
+
+        Raises:
+            UnknownViewRecipeError: When the recipe has no crops of kind ``key``.
+        """
+        if key not in (crop.key for crop in self.crops):
+            raise UnknownViewRecipeError(f"view recipe {self.name!r} has no {key!r} crops; its kinds: "
+                                         f"{[crop.key for crop in self.crops]}")
+        crops = tuple(replace(c, count=count) if c.key == key else c for c in self.crops)
+        return replace(self, crops=tuple(c for c in crops if c.count > 0))
+
     def at_size(self, size: int) -> "ViewRecipe":
         """The recipe for ``size``-px training: every crop side scaled by ``size / 224`` (at least 16 px)."""
         crops = tuple(replace(c, size=max(16, round(c.size * size / REFERENCE_SIZE))) for c in self.crops)
@@ -165,6 +177,8 @@ def make_views(recipe: ViewRecipe, images: "torch.Tensor", *, device: "torch.dev
         pipeline = _pipeline(crop, device.type, device.index)
         # All crops of one kind in one call: the batch repeated ``count`` times, split afterwards.
         stacked = pipeline(images.repeat(crop.count, 1, 1, 1) if crop.count > 1 else images)
+        # In place on the crop's new tensor: kornia's colour round trips overshoot 1 by ~2e-7 (torchvision clamps).
+        stacked.clamp_(0, 1)
         out += list(stacked.chunk(crop.count)) if crop.count > 1 else [stacked]
     return out
 
@@ -187,18 +201,19 @@ def seeded(device: "torch.device", seed: int) -> Iterator[None]:
 
 
 def recipe_for(method: Any) -> ViewRecipe | None:
-    """The generic view recipe of a method at its image size, or None.
+    """The generic view recipe of a method at its image size, or None for a method that draws its own views.
 
     A method's ``view_recipe`` attribute names a ``views.toml`` table (or is a ``ViewRecipe`` at 224 px, for
-    options that change the crops); None, or a name not in the table (a method-specific recipe), means the
-    method's own ``views`` make its samples.
+    options that change the crops, as SwAV's ``small_crops``); empty means the method's own ``views`` make
+    its samples.
+
+    Raises:
+        UnknownViewRecipeError: For a name ``views.toml`` does not define.
     """
     recipe = getattr(method, "view_recipe", None)
     if isinstance(recipe, ViewRecipe):
         return recipe.at_size(method.settings.image_size)
-    if not recipe or recipe not in _table():
-        return None
-    return view_recipe(recipe, size=method.settings.image_size)
+    return view_recipe(recipe, size=method.settings.image_size) if recipe else None
 
 
 def images_only(image: "torch.Tensor", meta: dict[str, float]) -> dict[str, "torch.Tensor"]:

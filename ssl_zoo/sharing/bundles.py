@@ -19,9 +19,7 @@ import io
 import json
 import os
 import re
-import shutil
 import tarfile
-import uuid
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable
 
@@ -33,6 +31,7 @@ from ..modelfolder.files import folder_files, is_complete, verify_folder
 from ..progress import byte_bar
 from ..store.atomic import write_atomic
 from ..store.hashes import copy_hashing, file_chunks, sha256_file
+from ..store.leftovers import bundle_staging, clean_bundle_stagings
 
 MANIFEST = "ssl_zoo-bundle.json"
 FORMAT = "ssl_zoo-bundle"
@@ -129,17 +128,16 @@ def install_bundle(path: str | Path, *, progress: bool = True) -> list[Path]:
     if not Path(path).is_file():
         raise BundleNotFoundError(f"{path} is not a file: give the tar that `ssl-zoo bundle create FILE.tar` wrote "
                                   "on the connected machine; nothing was installed")
-    models = cache.home() / "models"
-    models.mkdir(parents=True, exist_ok=True)
-    staging = models / f".bundle-{uuid.uuid4().hex[:8]}"  # same file system: the final moves are renames
-    staging.mkdir()
-    try:
-        names = _extract_verified(Path(path), staging, progress)
-        for name in names:
-            _check_folder(staging / name, path)
-        return [_swap_in(staging / name, cache.model_dir(name)) for name in names]
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    clean_bundle_stagings()  # what killed installs left behind
+    with bundle_staging() as staging:  # beside the models, same file system: the final moves are renames
+        return _install_from(Path(path), staging, progress)
+
+
+def _install_from(path: Path, staging: Path, progress: bool) -> list[Path]:
+    names = _extract_verified(path, staging, progress)
+    for name in names:
+        _check_folder(staging / name, path)
+    return [_swap_in(staging / name, cache.model_dir(name)) for name in names]
 
 
 def _swap_in(src: Path, dest: Path) -> Path:

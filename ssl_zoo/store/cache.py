@@ -6,6 +6,7 @@ $SSL_ZOO_HOME/                      default: the user cache dir (platformdirs), 
 │             <file>.partial        an unfinished download, resumed by the next attempt
 ├── downloads/.<name>.staging-<id>/ a user's file being converted (kept only if it converts)
 ├── models/.<name>.tmp-<id>/        a conversion in progress (stale after a kill: see stale_temporaries)
+├── models/.bundle-<id>/            a bundle being installed (stale after a kill: see bundle_stagings)
 ├── models/<name>/                  the converted model folder (the contract: ARCHITECTURE.md)
 │   ├── model.safetensors
 │   ├── config.json
@@ -13,6 +14,7 @@ $SSL_ZOO_HOME/                      default: the user cache dir (platformdirs), 
 ├── hub/<org>--<repo>/<commit>/     a model folder fetched with `hf-hub:ORG/REPO[@REV]`, verified
 │   └── refs/<revision>             the commit a branch last resolved to (used offline)
 ├── locks/<name>.lock               one process pulls an entry at a time
+├── locks/.bundle-<id>.lock         held while a bundle is installed into models/.bundle-<id>/
 └── hashes.lock.json                sha256 first observed for every unpinned upstream file
 ```
 """
@@ -110,3 +112,18 @@ def stale_temporaries(name: str) -> list[Path]:
     """
     root = home()
     return sorted(p for pattern in _TEMPORARIES for p in root.glob(pattern.format(name=name)))
+
+
+def bundle_staging(token: str) -> Path:
+    """The hidden folder beside the models where one bundle install verifies its files before moving them in."""
+    return home() / "models" / f".bundle-{token}"
+
+
+def bundle_stagings() -> list[Path]:
+    """Every bundle staging folder under the cache; stale unless a process holds its ``bundle_lock_path``."""
+    return sorted(home().glob("models/.bundle-*"))
+
+
+def bundle_lock_path(staging: Path) -> Path:
+    """The inter-process lock held while a bundle is installed through ``staging`` (no entry name starts with '.')."""
+    return home() / "locks" / f"{staging.name}.lock"
