@@ -29,10 +29,10 @@ _WRONG_KIND: Final[dict[str, str]] = {
     "torch-tar": ("{path} was saved by torch < 0.1.10 in the old tar format, which cannot be read safely; "
                   "re-save it with `torch.save` in an old torch, or fetch a newer copy"),
     "empty": "{path} is empty (0 bytes): delete it and pull again",
-    "pickle": ("{path} is a plain pickle, not a torch.save file (a Haiku/JAX checkpoint?): this entry reads "
-               "torch files; check that it is the file `ssl-zoo info NAME` names"),
-    "zip": ("{path} is a zip archive but not a torch.save file (a TensorFlow checkpoint?): this entry reads "
-            "torch files; check that it is the file `ssl-zoo info NAME` names"),
+    "pickle": ("{path} is a plain pickle, not a torch.save file (a Haiku/JAX checkpoint, format 'haiku-pickle'?): "
+               "this entry reads torch files; check that it is the file `ssl-zoo info NAME` names"),
+    "zip": ("{path} is a zip archive but not a torch.save file (a TensorFlow checkpoint, format "
+            "'tf1-checkpoint'?): this entry reads torch files; check that it is the file `ssl-zoo info NAME` names"),
     "unknown": ("{path} is not a checkpoint format ssl_zoo knows (it starts with {head}): check the URL, "
                 "or delete it and pull again"),
 }
