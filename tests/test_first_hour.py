@@ -139,7 +139,9 @@ def test_pull_texts(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("SSL_ZOO_OFFLINE", "1")
     monkeypatch.delenv("SSL_ZOO_QUIET")
     code, _, err = run(capsys, "pull", "supervised-r18")
-    assert code == 1 and "pulling 1 entry," in err
+    assert code == 1 and "pulling 1 entry\n" in err  # not "1 entry, 4 at a time"
+    code, _, err = run(capsys, "pull", "supervised-r18", "supervised-r50")
+    assert code == 1 and "pulling 2 entries, 2 at a time" in err
 
 
 # --- checks before work ---------------------------------------------------------------------------------------

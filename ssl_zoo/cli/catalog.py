@@ -110,7 +110,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
     from ..pulling import pull_many
 
     names, skipped = _pull_targets(args)
-    note(args, f"pulling {plural(len(names), 'entry', 'entries')}, {args.jobs} at a time")
+    at_once = f", {min(args.jobs, len(names))} at a time" if len(names) > 1 else ""
+    note(args, f"pulling {plural(len(names), 'entry', 'entries')}{at_once}")
     results = pull_many(names, jobs=args.jobs, force=args.force, require_hashes=args.require_hashes,
                         progress=progress_enabled(args))
     records = [{**dataclasses.asdict(r), "folder": r.folder and str(r.folder)} for r in results] + skipped
