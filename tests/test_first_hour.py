@@ -380,3 +380,9 @@ def test_readme_option_error_comes_before_any_download(monkeypatch: pytest.Monke
     monkeypatch.setenv("SSL_ZOO_OFFLINE", "1")  # dira has no file here: the README's line must still say why
     with pytest.raises(OptionError, match="features_only cannot apply"):
         ssl_zoo.load("dira", task="segmentation", features_only=True)
+
+
+def test_a_card_that_needs_registration_gives_its_url(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    code, _, err = run(capsys, "datasets", "download", "chexpert", "--root", str(tmp_path))
+    assert code == 1
+    one_line(err, "at the URL", "URL: https://stanfordmlgroup.github.io/competitions/chexpert/")

@@ -75,7 +75,8 @@ def _download(args: argparse.Namespace) -> int:
 
     card = get_card(args.name)
     if not card.files:
-        raise ManualDownloadRequired(f"{card.name} is not downloadable by ssl_zoo ({card.licence}); {card.how_to_get}")
+        raise ManualDownloadRequired(f"{card.name} is not downloadable by ssl_zoo ({card.licence}); URL: {card.url}; "
+                                     f"{card.how_to_get}")
     print(download(card, Path(args.root), args.size, progress=progress_enabled(args)))
     return 0
 
