@@ -10,7 +10,7 @@ from torch import nn
 from .architectures import ARCHS, ArchKind, build_backbone, get_arch, to_features_only
 from .architectures.tasks import backbone_part, check_options, check_task, segmentation_model, unet3d_model
 from .architectures.tf_same import apply_same_padding
-from .errors import ModelFolderError, OptionError
+from .errors import ModelFolderError
 from .frameworks import check_framework
 from .guard import attach_guard, guard_enabled
 from .modelfolder.files import read_config, read_weights, verify_folder
@@ -116,7 +116,8 @@ def load(
     check_task(task)
     if framework != "monai" and reference_kind(name_or_path) is RefKind.NAME:  # before any download
         kind = get_arch(get_entry(str(name_or_path)).arch).kind
-        check_options(kind, task, features_only=features_only, exact=exact, num_classes=num_classes, classes=classes)
+        check_options(kind, task, features_only=features_only, exact=exact, num_classes=num_classes, classes=classes,
+                      in_chans=in_chans)
     folder = resolve_folder(name_or_path, progress=progress)
     config = read_config(folder)
     if verify:  # SSL_ZOO_VERIFY=1 is honoured by read_weights itself
@@ -138,12 +139,10 @@ def timm_model(folder: Path, config: dict, num_classes: int, in_chans: int | Non
     """``load``'s timm/smp network of a model folder (arguments as ``load``'s)."""
     arch = folder_arch(config, folder)
     kind = get_arch(arch).kind
-    check_options(kind, task, features_only=features_only, exact=exact, num_classes=num_classes, classes=classes)
+    check_options(kind, task, features_only=features_only, exact=exact, num_classes=num_classes, classes=classes,
+                      in_chans=in_chans)
     weights = read_weights(folder)
     if kind is ArchKind.UNET3D:
-        if in_chans not in (None, 1):
-            raise OptionError(f"in_chans={in_chans} cannot apply: Models Genesis' UNet3D takes one-channel CT cubes "
-                              "(N, 1, D, H, W); drop in_chans")
         return unet3d_model(weights, task=task, classes=classes or 1, num_classes=num_classes)
     in_chans = in_chans or 3
     if in_chans != 3:

@@ -183,6 +183,7 @@ def test_list_fits_100_columns_and_explains_status(capsys: pytest.CaptureFixture
     code, out, err = run(capsys, "list")
     assert code == 0 and max(map(len, out.splitlines())) < 100
     assert "…" in out and "converted = model folder ready" in " ".join(err.split())
+    assert "user-supplied" in out.splitlines()[[line.split()[0] for line in out.splitlines()].index("dira")]
     code, wide, _ = run(capsys, "list", "--wide")
     assert max(map(len, wide.splitlines())) > max(map(len, out.splitlines())) and "…" not in wide
 

@@ -54,6 +54,11 @@ def test_defaults_and_applicable_options_still_load(r18: Path) -> None:
 
 def test_unet3d_refuses_an_explicit_channel_count(genesis_folder: tuple) -> None:  # noqa: F811  (fixture)
     folder = genesis_folder[0]
-    with pytest.raises(OptionError, match="in_chans=3 cannot apply"):
+    with pytest.raises(OptionError, match="in_chans cannot apply.*got 3"):
         ssl_zoo.load(folder, in_chans=3)
     assert ssl_zoo.load(folder, in_chans=1) is not None
+
+
+def test_a_channel_count_below_one_is_an_option_error(r18: Path) -> None:
+    with pytest.raises(OptionError, match="in_chans cannot apply.*got 0"):
+        ssl_zoo.load(r18, in_chans=0)

@@ -24,7 +24,7 @@ def check_task(task: str) -> None:
 
 
 def check_options(kind: ArchKind, task: str, *, features_only: bool, exact: bool | None, num_classes: int,
-                  classes: int | None) -> None:
+                  classes: int | None, in_chans: int | None = None) -> None:
     """Raise ``OptionError`` for a ``load`` option that cannot apply to an architecture of ``kind`` and ``task``.
 
     Raises:
@@ -42,6 +42,9 @@ def check_options(kind: ArchKind, task: str, *, features_only: bool, exact: bool
         ("num_classes", bool(num_classes) and features_only,
          "features_only=True gives the stages' feature maps, which have no head: drop one of the two"),
         ("num_classes", num_classes < 0, f"got {num_classes}: pass 0 (pooled features) or the number of classes"),
+        ("in_chans", in_chans is not None and in_chans < 1, f"got {in_chans}: pass 1 (grayscale) or 3 (RGB)"),
+        ("in_chans", kind is ArchKind.UNET3D and in_chans not in (None, 1),
+         f"got {in_chans}: Models Genesis' UNet3D takes one-channel CT cubes (N, 1, D, H, W); drop in_chans"),
         ("classes", classes is not None and task == "classification",
          "classes= sets a segmentation head's channels: pass num_classes= for a classification head, "
          "or task='segmentation'"),

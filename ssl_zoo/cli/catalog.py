@@ -119,7 +119,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
     if not args.json:  # the table may cut an error to fit the terminal: each one whole, where it can be read
         for result in results:
             if not result.ok:
-                print(f"{result.name}: {result.error}", file=sys.stderr)
+                named = result.error.startswith(f"{result.name} ")
+                print(result.error if named else f"{result.name}: {result.error}", file=sys.stderr)
     return 1 if any(not r.ok for r in results) else 0
 
 

@@ -50,13 +50,17 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, wi
     return "\n".join(lines)
 
 
+SHORT_CELL = 14  # columns of short words (statuses, architectures) are never cut: "user-supplied" stays whole
+
+
 def _fit(widths: list[int], headers: Sequence[str], width: int | None) -> list[int]:
     """Narrow the widest column, one character at a time, until the table fits ``width``.
 
-    Headers stay whole, and so does the first column: it holds the names a user types next.
+    Headers stay whole, and so do the first column (the names a user types next) and columns whose cells are all
+    short words.
     """
     widths = list(widths)
-    floors = [widths[0]] + [max(len(h), 6) for h in headers[1:]]
+    floors = [widths[0]] + [w if w <= SHORT_CELL else max(len(h), 6) for w, h in zip(widths[1:], headers[1:])]
     while width and sum(widths) + 2 * (len(widths) - 1) > width:
         candidates = [i for i, w in enumerate(widths) if w > floors[i]]
         if not candidates:

@@ -59,7 +59,8 @@ def _known_error(exc: BaseException) -> tuple[int, str] | None:
 
 def _unexpected(exc: BaseException, argv: list[str] | None) -> str:
     """The last resort for a bug: what failed, how to see more, where to report; one line."""
-    command = " ".join(["ssl-zoo", *(sys.argv[1:] if argv is None else argv)][:3])
+    words = [w for w in (sys.argv[1:] if argv is None else argv) if not w.startswith("-")]
+    command = " ".join(["ssl-zoo", *words[:1]])  # the subcommand: paths and values stay private
     return (f"`{command}` failed unexpectedly ({type(exc).__name__}: {one_line(exc)[:200]}); "
             f"{cache.DEBUG_ENV}=1 shows the traceback; please report it to {REPORT_TO}")
 

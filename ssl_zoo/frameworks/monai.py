@@ -145,7 +145,7 @@ def check_monai_options(kind: ArchKind, options: MonaiOptions) -> None:
     if kind is ArchKind.UNET3D:
         raise FrameworkError("Models Genesis' UNet3D has no MONAI counterpart: load it with framework='timm'")
     check_options(kind, options.task, features_only=options.features_only, exact=options.exact,
-                  num_classes=options.num_classes, classes=options.classes)
+                  num_classes=options.num_classes, classes=options.classes, in_chans=options.in_chans)
     if options.features_only:
         raise OptionError("features_only builds timm's feature wrapper: use framework='timm', or MONAI's "
                           "FlexibleUNet with task='segmentation'")
