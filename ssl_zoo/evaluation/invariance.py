@@ -42,16 +42,11 @@ from .results import write_json
 
 
 @dataclass(frozen=True)
-class InvarianceSettings:
-    """The settings of the synthetic-transform invariance (preset table ``[invariance]``).
+class DrawSettings:
+    """What both invariance protocols share: which images are scored and how the feature statistics are drawn.
 
     Attributes:
-        transforms: The families scored (default all 18).
-        k: Copies per family; None: upstream's (256; 2 for on/off families; 7 for posterize).
         num_images: Images drawn (with replacement) and scored.
-        resize: Shorter side before the centre crop.
-        crop_size: Centre crop.
-        interpolation: Resize interpolation of the clean images.
         covariance_min: At least this many images for the covariance (all when the set is smaller).
         covariance_share: ... or this share of the set, when larger.
         eps: Ridge added to the covariance's diagonal.
@@ -61,12 +56,7 @@ class InvarianceSettings:
             every image, as upstream (``analysis_input.dataset_pool``).
     """
 
-    transforms: tuple[str, ...] = FAMILIES
-    k: int | None = None
     num_images: int = 100
-    resize: int = 256
-    crop_size: int = 224
-    interpolation: str = "bilinear"
     covariance_min: int = 1000
     covariance_share: float = 0.1
     eps: float = 1e-6
@@ -76,18 +66,35 @@ class InvarianceSettings:
 
 
 @dataclass(frozen=True)
-class MultiviewSettings:
-    """The settings of the multi-view invariance (preset table ``[multiview]``); fields as ``InvarianceSettings``."""
+class InvarianceSettings(DrawSettings):
+    """The settings of the synthetic-transform invariance (preset table ``[invariance]``), beside ``DrawSettings``.
 
-    num_images: int = 100
+    Attributes:
+        transforms: The families scored (default all 18).
+        k: Copies per family; None: upstream's (256; 2 for on/off families; 7 for posterize).
+        resize: Shorter side before the centre crop.
+        crop_size: Centre crop.
+        interpolation: Resize interpolation of the clean images.
+    """
+
+    transforms: tuple[str, ...] = FAMILIES
+    k: int | None = None
+    resize: int = 256
+    crop_size: int = 224
+    interpolation: str = "bilinear"
+
+
+@dataclass(frozen=True)
+class MultiviewSettings(DrawSettings):
+    """The settings of the multi-view invariance (preset table ``[multiview]``), beside ``DrawSettings``.
+
+    Attributes:
+        image_size: Resize of the shorter side and the centre crop of each view (upstream resizes and crops alike).
+        interpolation: Resize interpolation.
+    """
+
     image_size: int = 224
     interpolation: str = "bicubic"
-    covariance_min: int = 1000
-    covariance_share: float = 0.1
-    eps: float = 1e-6
-    normalization: str = "paper"
-    seed: int = 0
-    splits: tuple[str, ...] = ()
 
 
 class Features:
