@@ -122,7 +122,8 @@ def read_image_folder(root: str | Path) -> Samples:
     root = Path(root)
     folders = sorted(p for p in root.iterdir() if p.is_dir() and any(map(_is_image, p.iterdir())))
     if len(folders) < 2:
-        raise DatasetError(f"{root}: needs one sub-folder of images per class (at least two); see `ssl-zoo probe -h`")
+        raise DatasetError(f"{root}: needs one sub-folder of images per class (at least two), e.g. "
+                           f"{root}/normal/*.png and {root}/pneumonia/*.png")
     paths, labels = [], []
     for class_id, folder in enumerate(folders):
         files = sorted(p for p in folder.iterdir() if _is_image(p))
