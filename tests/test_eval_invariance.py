@@ -79,8 +79,16 @@ def hand_invariance(model, crops, copies, num_images):
             moved = hand_features(model, [resized(m(pil[index])) for m in make])
             for j in range(len(make)):
                 distance[i, j], similarity[i, j] = hand_scores(clean, moved[j], mean, inv, chol)
-        results[family] = (np.nanmean(distance, 0).mean(), np.nanmean(similarity, 0).mean())
+        results[family] = (np.nanmean(distance, 0).mean(), np.nanmean(similarity, 0).mean(),
+                           half_width(np.nanmean(distance, 1)), half_width(np.nanmean(similarity, 1)))
     return results
+
+
+def half_width(values):
+    """95 % Student-t half-width of the mean of ``values``, written out."""
+    from scipy.stats import t
+
+    return t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values))
 
 
 def test_invariance_matches_the_hand_computation(r18_folder):
@@ -104,10 +112,12 @@ def test_invariance_matches_the_hand_computation(r18_folder):
               "translation": [lambda im, t=t: FT.affine(im, angle=0.0, translate=list(t), scale=1.0, shear=1.0)
                               for t in offsets]}
     expected = hand_invariance(ssl_zoo.load(r18_folder).eval(), crops, copies, num_images=5)
-    for family, (distance, similarity) in expected.items():
+    for family, (distance, similarity, distance_ci, similarity_ci) in expected.items():
         got = record["transforms"][family]
         assert got["mahalanobis"] == pytest.approx(distance, rel=1e-5)
         assert got["cosine_similarity"] == pytest.approx(similarity, rel=1e-5, abs=1e-7)
+        assert got["mahalanobis_ci95"] == pytest.approx(distance_ci, rel=1e-4, abs=1e-9)  # the figure's whiskers
+        assert got["cosine_similarity_ci95"] == pytest.approx(similarity_ci, rel=1e-4, abs=1e-9)
     assert record["transforms"]["posterize"]["copies"] == 7 and record["covariance_images"] == 30
     assert record["warnings"] and record["preset"]["settings"]["eps"] == 1e-6
 
@@ -244,3 +254,18 @@ def test_dataset_pool_concatenates_npz_splits_and_leaves_generic_data_alone():
         dataset_pool(generic, ("test",))
     with pytest.raises(SettingError, match="unknown split"):
         dataset_pool(parts, ("valid",))
+
+
+def test_an_ill_conditioned_covariance_is_one_typed_line():
+    import warnings
+
+    from ssl_zoo.errors import DatasetError
+    from ssl_zoo.evaluation.invariance_stats import whitening
+
+    features = np.random.default_rng(0).normal(size=(6, 40)) * 1e12  # scale dwarfs the 1e-6 ridge
+    with warnings.catch_warnings(), pytest.raises(DatasetError, match="too ill-conditioned") as info:
+        warnings.simplefilter("ignore")
+        whitening(features, 1e-6)
+    assert "\n" not in str(info.value)
+    with pytest.raises(DatasetError, match="non-finite features"):
+        whitening(np.full((6, 4), np.nan), 1e-6)

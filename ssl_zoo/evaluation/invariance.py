@@ -39,6 +39,7 @@ from .invariance_stats import Whitening, covariance_draw, pair_scores, whitening
 from .invariance_transforms import FAMILIES, apply, default_k, sweep
 from .plots import draw_or_warn, invariance_plot
 from .results import write_json
+from .stats import summarize
 
 
 @dataclass(frozen=True)
@@ -132,14 +133,18 @@ def clean_features(features: Features, data: Samples, indices: Sequence[int], re
 
 def family_scores(features: Features, images: Sequence[Any], clean: np.ndarray, w: Whitening, family: str,
                   s: InvarianceSettings) -> dict[str, float]:
-    """Mahalanobis distance and cosine similarity of one family: nan-mean over images, mean over copies."""
+    """Mahalanobis distance and cosine similarity of one family: nan-mean over images, mean over copies (as
+    upstream), and the 95 % t-interval half-width over the images' own means (``*_ci95``, for the figure)."""
     params = sweep(family, s.k or default_k(family), s.resize, s.crop_size)
     distances, cosines = np.zeros((len(images), len(params))), np.zeros((len(images), len(params)))
     for i, image in enumerate(images):
         moved = features([apply(family, image, p, s.resize, s.crop_size) for p in params])
         distances[i], cosines[i] = pair_scores(np.repeat(clean[i:i + 1], len(params), 0), moved, w)
     return {"mahalanobis": float(np.nanmean(distances, 0).mean()),
-            "cosine_similarity": float(np.nanmean(cosines, 0).mean()), "copies": len(params)}
+            "cosine_similarity": float(np.nanmean(cosines, 0).mean()), "copies": len(params),
+            # not upstream's: the spread over images, so the figure can show how sure each bar is
+            "mahalanobis_ci95": summarize(np.nanmean(distances, 1))["ci95"],
+            "cosine_similarity_ci95": summarize(np.nanmean(cosines, 1))["ci95"]}
 
 
 def invariance(model: str | Path, data: Samples | dict[str, Samples], *, out_dir: str | Path | None = None,

@@ -31,12 +31,15 @@ def whitening(features: np.ndarray, eps: float) -> Whitening:
     """``Whitening`` of clean features (rows); warns when the covariance cannot be estimated well.
 
     Raises:
-        DatasetError: Fewer than two images.
+        DatasetError: Fewer than two images, non-finite features, or a covariance too ill-conditioned to whiten.
     """
     n, dim = features.shape
     if n < 2:
         raise DatasetError(f"the covariance needs at least 2 images, got {n}; give a larger dataset or "
                            f"--covariance-data")
+    if not np.isfinite(features).all():
+        raise DatasetError("the model gives non-finite features on these images: check the model folder and that "
+                           "the images are preprocessed as it expects")
     cov = np.cov(features.astype(np.float64), rowvar=False) + eps * np.eye(dim)
     inv = np.linalg.inv(cov)
     inv = (inv + inv.T) / 2  # symmetric to rounding, so Cholesky accepts it
@@ -46,7 +49,13 @@ def whitening(features: np.ndarray, eps: float) -> Whitening:
                      f"the {eps:g} ridge dominates, so Mahalanobis distances are inflated and whitened cosines "
                      f"shrink towards 0; give more than {dim} images (--covariance-data) for meaningful values")
         warnings.warn(notes[-1], StatisticWarning, stacklevel=2)
-    return Whitening(features.mean(0).astype(np.float64), inv, np.linalg.cholesky(inv), n, notes)
+    try:
+        chol = np.linalg.cholesky(inv)
+    except np.linalg.LinAlgError:  # upstream's Cholesky would stop here too; say why and what helps
+        raise DatasetError(f"the covariance of {n} images' {dim}-dimensional features is too ill-conditioned to "
+                           f"whiten (its inverse is not positive definite): give more than {dim} images with "
+                           "--covariance-data, or a larger ridge (preset setting eps)") from None
+    return Whitening(features.mean(0).astype(np.float64), inv, chol, n, notes)
 
 
 def pair_scores(clean: np.ndarray, moved: np.ndarray, w: Whitening) -> tuple[np.ndarray, np.ndarray]:

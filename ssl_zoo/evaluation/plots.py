@@ -115,19 +115,27 @@ def invariance_plot(scores: dict[str, dict[str, float]], path: str | Path, *, ti
     plt = pyplot()
     names = list(scores)
     fig, (left, right) = plt.subplots(1, 2, figsize=(8, 0.28 * len(names) + 1.6), dpi=150, sharey=True)
-    left.barh(names, [scores[n]["cosine_similarity"] for n in names], color="tab:blue")
+    left.barh(names, [scores[n]["cosine_similarity"] for n in names], xerr=_errors(scores, "cosine_similarity"),
+              color="tab:blue", capsize=2, error_kw={"lw": 0.8})
     left.set_xlabel("whitened cosine similarity (1 = invariant)")
     left.axvline(0, color="black", lw=0.6)
     left.set_xlim(min(0.0, *(scores[n]["cosine_similarity"] for n in names)) - 0.02, 1.0)
-    right.barh(names, [scores[n]["mahalanobis"] for n in names], color="tab:orange")
+    right.barh(names, [scores[n]["mahalanobis"] for n in names], xerr=_errors(scores, "mahalanobis"),
+               color="tab:orange", capsize=2, error_kw={"lw": 0.8})
     right.set_xlabel("Mahalanobis distance (0 = invariant)")
     left.invert_yaxis()
     for ax in (left, right):
         ax.grid(axis="x", alpha=0.3)
         ax.tick_params(labelsize=7)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(f"{title}\nbars: mean over images; whiskers: 95 % t-interval over images", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def _errors(scores: dict[str, dict[str, float]], key: str) -> list[float] | None:
+    """The whiskers of one panel, or None when a record has no interval (multi-view, or an older record)."""
+    values = [scores[n].get(f"{key}_ci95") for n in scores]
+    return None if any(v is None for v in values) else [float(v) for v in values]
 
 
 def draw_or_warn(draw: Callable[[], list[Path]], what: str) -> list[Path]:
