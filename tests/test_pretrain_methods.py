@@ -142,3 +142,12 @@ def test_device_views_end_to_end(name, tmp_path, monkeypatch):
     with torch.no_grad():
         features = model(torch.stack([preprocess(np.full((SIZE, SIZE), v, np.uint8)) for v in (30, 220)]))
     assert features.shape == (2, 512) and torch.isfinite(features).all()
+
+
+def test_magical_views_keep_the_image_as_read():
+    """TOWER's pre-training loaders neither crop nor flip: the restoration target is the image as read."""
+    method = build_method("magical", MethodSettings(arch="resnet18", image_size=SIZE))
+    image = torch.linspace(0, 1, 3 * SIZE * SIZE).reshape(3, SIZE, SIZE)
+    for seed in range(4):
+        torch.manual_seed(seed)
+        assert torch.equal(method.views(image, {})["original"], image)

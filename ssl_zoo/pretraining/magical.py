@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torchvision.transforms import v2
 
-from . import augment, losses, medical_augment
+from . import losses, medical_augment
 from .base import MethodSettings, UNetMethod, require_choice
 from .parts import Normalise, gather_with_grad, mlp, pooled, unet, unet_forward
 
@@ -36,8 +35,8 @@ class Magical(UNetMethod):
         self.normalise = Normalise(settings.mean, settings.std)
 
     def views(self, image, meta):
-        size = self.settings.image_size
-        original = v2.Compose([augment.crop(size, (0.67, 1.0)), v2.RandomHorizontalFlip()])(image)
+        # The image as read (resized, [0, 1]): the reference's pre-training loaders neither crop nor flip.
+        original = image
         o = self.opts
         proxy = medical_augment.magical_proxy(original, o["mask_ratio"], o["twist_p"], o["stripe_ratio"])
         return {"original": original, "proxy": proxy}
