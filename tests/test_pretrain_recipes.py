@@ -269,3 +269,15 @@ def test_medical_augmentation_choices_by_counting(monkeypatch):
         ma.dira_distortion(torch.zeros(1, 8, 8))
     assert abs(branches["_cutout"] - 600) < 90 and abs(branches["_outpaint"] - 100) < 45
     assert abs(branches["_local_shuffle"] - 600) < 90  # the reference's 30 % / 5 % / 30 % (35 % unchanged)
+
+
+def test_chaitanya_crop_corner_as_the_reference_draws_it():
+    """crop_batch at 192 px: a 100 px box whose corner is randint(10, 70) on each axis, resized back."""
+    from ssl_zoo.pretraining import medical_augment as ma
+
+    yy, xx = torch.meshgrid(torch.arange(192.0), torch.arange(192.0), indexing="ij")
+    coded = (yy * 1000 + xx).unsqueeze(0)  # each pixel holds its own (y, x)
+    torch.manual_seed(0)
+    corners = [ma.fixed_crop(coded, 100)[0, 0, 0].item() for _ in range(300)]  # 100 -> 100: no resampling
+    ys, xs = {int(c // 1000) for c in corners}, {int(c % 1000) for c in corners}
+    assert min(ys) == min(xs) == 10 and max(ys) == max(xs) == 69

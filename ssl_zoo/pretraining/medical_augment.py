@@ -163,10 +163,15 @@ def intensity(image: torch.Tensor, max_delta: float = 0.3, contrast: tuple[float
     return ((image + delta - mean) * factor + mean).clamp(0, 1.5)
 
 
-def fixed_crop(image: torch.Tensor, size: int, bbox_fraction: float = 100 / 192) -> torch.Tensor:
-    """Chaitanya et al.'s crop: a random box of ``bbox_fraction`` of the side, resized back to ``size``."""
+def fixed_crop(image: torch.Tensor, size: int, bbox_fraction: float = 100 / 192,
+               start: tuple[float, float] = (10 / 192, 70 / 192)) -> torch.Tensor:
+    """Chaitanya et al.'s crop: a random box of ``bbox_fraction`` of the side, resized back to ``size``.
+
+    Its corner is uniform in [``start[0]``, ``start[1]``) of the side on each axis (the reference's
+    ``crop_batch``: ``randint(10, 70)`` at 192 px), never nearer the border, clamped to fit the box.
+    """
     _, h, w = image.shape
     side = max(1, int(math.floor(h * bbox_fraction)))
-    y, x = _randint(0, h - side), _randint(0, w - side)
+    y, x = (min(_randint(round(n * start[0]), round(n * start[1])), n - side) for n in (h, w))
     box = image[:, y:y + side, x:x + side].unsqueeze(0)
     return F.interpolate(box, size=(size, size), mode="bilinear", align_corners=False)[0]
