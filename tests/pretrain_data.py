@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -22,6 +23,21 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def interrupt_at(monkeypatch: pytest.MonkeyPatch, step: int) -> Callable[[], None]:
+    """Make the training loop raise KeyboardInterrupt at ``step`` (a run cut short); returns the undo."""
+    from ssl_zoo.pretraining import loop
+
+    real_step = loop._Run.step
+
+    def crash(self, batch, at):
+        if at == step:
+            raise KeyboardInterrupt
+        return real_step(self, batch, at)
+
+    monkeypatch.setattr(loop._Run, "step", crash)
+    return lambda: monkeypatch.setattr(loop._Run, "step", real_step)
 
 
 def write_images(path: Path, n: int = 16, seed: int = 0) -> Path:

@@ -21,7 +21,7 @@ from ssl_zoo.pretraining.recipes import resolve
 from ssl_zoo.pretraining.run import initialise, worker_views
 from ssl_zoo.runtime import Speed
 
-from .pretrain_data import OPTIONS, SIZE, write_images
+from .pretrain_data import OPTIONS, SIZE, interrupt_at, write_images
 from .pretrain_data import one_thread  # noqa: F401 (an autouse-by-mark fixture)
 
 
@@ -76,19 +76,10 @@ def test_resume_equals_an_uninterrupted_run(images, tmp_path, monkeypatch):
         return method, train(method, data, out, settings, Speed.fast("cpu"), resume=resume)
 
     whole, whole_result = run(tmp_path / "whole")
-    from ssl_zoo.pretraining import loop
-
-    real_step = loop._Run.step
-
-    def crash_at_step_3(self, batch, step):
-        if step == 3:
-            raise KeyboardInterrupt
-        return real_step(self, batch, step)
-
-    monkeypatch.setattr(loop._Run, "step", crash_at_step_3)
+    resume_normally = interrupt_at(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "cut")
-    monkeypatch.setattr(loop._Run, "step", real_step)
+    resume_normally()
     assert torch.load(tmp_path / "cut" / checkpoint.CHECKPOINT, weights_only=True)["step"] == 3
     resumed, resumed_result = run(tmp_path / "cut", resume=True)
     assert resumed_result.losses == whole_result.losses and len(whole_result.losses) == 4

@@ -21,7 +21,7 @@ from ssl_zoo.pretraining.monitor import BEST, VALIDATION_SEED, Monitor, MonitorS
 from ssl_zoo.pretraining.probe import knn_accuracy
 from ssl_zoo.pretraining.run import worker_views
 
-from .pretrain_data import OPTIONS, SIZE, write_images
+from .pretrain_data import OPTIONS, SIZE, interrupt_at, write_images
 from .pretrain_data import one_thread  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -213,17 +213,10 @@ def test_resumed_run_keeps_its_validation_history_and_metric_rows(images, tmp_pa
             "--batch-size", "8", "--arch", "resnet18", "--image-size", str(SIZE), "-o", "queue=16", "--lr", "0.05",
             "--device", "cpu", "--quiet", "--val-fraction", "0.2", "--checkpoint-every", "3", "--intensity", "minmax",
             "--views", "device", "--monitor-every", "1"]
-    real_step = loop._Run.step
-
-    def crash(self, batch, step):
-        if step == 3:
-            raise KeyboardInterrupt
-        return real_step(self, batch, step)
-
-    monkeypatch.setattr(loop._Run, "step", crash)
+    resume_normally = interrupt_at(monkeypatch, 3)
     assert main(args) != 0  # the CLI reports the interruption
     assert torch.load(tmp_path / checkpoint.CHECKPOINT, weights_only=True)["step"] == 3
-    monkeypatch.setattr(loop._Run, "step", real_step)
+    resume_normally()
     assert main([*args, "--resume"]) == 0
     rows = read_metrics(tmp_path / METRICS)
     assert [r["step"] for r in rows if "val_loss" in r] == [2, 4]
