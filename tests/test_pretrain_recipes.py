@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -281,3 +282,18 @@ def test_chaitanya_crop_corner_as_the_reference_draws_it():
     corners = [ma.fixed_crop(coded, 100)[0, 0, 0].item() for _ in range(300)]  # 100 -> 100: no resampling
     ys, xs = {int(c // 1000) for c in corners}, {int(c % 1000) for c in corners}
     assert min(ys) == min(xs) == 10 and max(ys) == max(xs) == 69
+
+
+def test_chaitanya_intensity_contrast_is_about_the_brightened_mean():
+    """brit_cont_net: y = clip((x + d - mean(x + d)) * f + mean(x + d), 0, 1.5), d and f drawn in that order."""
+    from ssl_zoo.pretraining import medical_augment as ma
+
+    x = torch.linspace(0.0, 1.0, 64).reshape(1, 8, 8)
+    torch.manual_seed(3)
+    got = ma.intensity(x)
+    torch.manual_seed(3)
+    d = (torch.rand(()).item() * 2 - 1) * 0.3
+    f = 0.7 + torch.rand(()).item() * 0.6
+    xs = x.numpy().astype(np.float64) + d
+    expected = np.clip((xs - xs.mean()) * f + xs.mean(), 0, 1.5)
+    assert np.allclose(got.numpy(), expected, atol=1e-6)

@@ -156,11 +156,13 @@ def grey(image: torch.Tensor) -> torch.Tensor:
 
 
 def intensity(image: torch.Tensor, max_delta: float = 0.3, contrast: tuple[float, float] = (0.7, 1.3)) -> torch.Tensor:
-    """Chaitanya et al.'s intensity-only augmentation: random brightness and contrast, clipped to [0, 1.5]."""
+    """Chaitanya et al.'s intensity-only augmentation: random brightness, then contrast about the brightened
+    image's mean (``tf.image.random_contrast`` on the output of ``random_brightness``), clipped to [0, 1.5]."""
     delta = (torch.rand(()) * 2 - 1) * max_delta
     factor = contrast[0] + torch.rand(()) * (contrast[1] - contrast[0])
-    mean = image.mean()
-    return ((image + delta - mean) * factor + mean).clamp(0, 1.5)
+    brightened = image + delta
+    mean = brightened.mean()
+    return ((brightened - mean) * factor + mean).clamp(0, 1.5)
 
 
 def fixed_crop(image: torch.Tensor, size: int, bbox_fraction: float = 100 / 192,
