@@ -190,6 +190,10 @@ def test_bad_watch_settings_and_missing_wandb(tmp_path, monkeypatch):
         MonitorSettings(select="best")
     with pytest.raises(MonitorSetupError, match="0.05"):
         MonitorSettings(val_fraction=1.5)
+    with pytest.raises(MonitorSetupError, match="monitor-every"):
+        MonitorSettings(probe_every=0)  # would divide by zero at the end of the first epoch
+    with pytest.raises(MonitorSetupError, match="early-stop"):
+        MonitorSettings(early_stop=-1)
     import builtins
 
     real_import = builtins.__import__

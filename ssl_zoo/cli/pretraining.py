@@ -96,12 +96,12 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
                         "(default 0.05; 0: none)")
     p.add_argument("--select", choices=("last", "best-validation"),
                    help="the output model: last or the lowest validation loss (default: the method's paper)")
-    p.add_argument("--early-stop", type=int, metavar="EPOCHS",
+    p.add_argument("--early-stop", type=non_negative_int, metavar="EPOCHS",
                    help="stop after EPOCHS epochs without a lower validation loss (default: the method's paper)")
     p.add_argument("--monitor", metavar="DATA", help="a small labelled set (class folders, CSV, .npz): "
                    "k-NN or linear-probe accuracy during training")
     p.add_argument("--monitor-probe", choices=("knn", "linear"), default="knn")
-    p.add_argument("--monitor-every", type=int, default=1, metavar="EPOCHS")
+    p.add_argument("--monitor-every", type=positive_int, default=1, metavar="EPOCHS")
     p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (needs wandb installed)")
     p.add_argument("--arch", default="resnet50", help="resnet50 (default), resnet18 or densenet121 (not spark)")
     p.add_argument("--image-size", type=positive_int, help="default: the recipe's (224; magical-medmnist 28)")

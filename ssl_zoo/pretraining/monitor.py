@@ -65,6 +65,12 @@ class MonitorSettings:
             raise MonitorSetupError(f"probe must be 'knn' or 'linear', got {self.probe!r}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise MonitorSetupError(f"val_fraction {self.val_fraction} is outside [0, 1): give e.g. 0.05")
+        if type(self.probe_every) is not int or self.probe_every < 1:
+            raise MonitorSetupError(f"probe_every {self.probe_every!r} must be a whole number >= 1: "
+                                    "give e.g. --monitor-every 1")
+        if self.early_stop is not None and (type(self.early_stop) is not int or self.early_stop < 0):
+            raise MonitorSetupError(f"early_stop {self.early_stop!r} must be a whole number of epochs >= 0 "
+                                    "(0: never): give e.g. --early-stop 30")
 
 
 def for_method(watch: MonitorSettings | None, method: Any) -> MonitorSettings:
