@@ -269,3 +269,12 @@ def test_an_ill_conditioned_covariance_is_one_typed_line():
     assert "\n" not in str(info.value)
     with pytest.raises(DatasetError, match="non-finite features"):
         whitening(np.full((6, 4), np.nan), 1e-6)
+
+
+@pytest.mark.parametrize("protocol", ["invariance", "multiview_invariance"])
+def test_a_path_given_as_data_is_one_typed_line_before_any_model_is_loaded(protocol, tmp_path):
+    import ssl_zoo.evaluation.invariance as module
+    from ssl_zoo.errors import DatasetError
+
+    with pytest.raises(DatasetError, match="read it first"):
+        getattr(module, protocol)(str(tmp_path / "no-model"), str(tmp_path), progress=False)

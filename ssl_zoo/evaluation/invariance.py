@@ -275,8 +275,9 @@ def multiview_invariance(model: str | Path, data: Samples | dict[str, Samples], 
         "multiview": {"mahalanobis", "cosine_similarity"}}``.
 
     Raises:
-        DatasetError: No groups or no pairs.
+        DatasetError: A path given as data, no groups or no pairs.
     """
+    check_run(data)  # before any model is loaded
     from .presets import resolve
 
     resolved = resolve("multiview", preset, **overrides)
