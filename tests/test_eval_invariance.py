@@ -278,3 +278,14 @@ def test_a_path_given_as_data_is_one_typed_line_before_any_model_is_loaded(proto
 
     with pytest.raises(DatasetError, match="read it first"):
         getattr(module, protocol)(str(tmp_path / "no-model"), str(tmp_path), progress=False)
+
+
+def test_an_identity_copy_is_resized_as_the_clean_image_at_any_interpolation():
+    from ssl_zoo.evaluation.analysis_input import resize_crop, rgb_image
+    from ssl_zoo.evaluation.invariance_transforms import apply
+
+    image = rgb_image(retina_crops(1)[0])
+    for interpolation in ("bilinear", "bicubic", "nearest"):
+        copy = apply("rotation", image, {"angle": 0.0}, RESIZE, CROP, interpolation)
+        clean = resize_crop(image, RESIZE, CROP, interpolation)
+        assert np.array_equal(np.asarray(copy), np.asarray(clean)), interpolation
