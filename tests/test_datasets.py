@@ -12,7 +12,8 @@ import pytest
 from ssl_zoo.datasets import all_cards, get_card, layout_tree, read_card
 from ssl_zoo.errors import (DatasetLabelError, DatasetLayoutError, DatasetSplitError, OfflineError,
                             UnknownDatasetError)
-from ssl_zoo.evaluation.data import read_csv_labels, read_dataset
+from ssl_zoo.evaluation.data import read_dataset
+from ssl_zoo.evaluation.file_readers import read_csv_labels
 from ssl_zoo.evaluation.report import report_trials
 from ssl_zoo.evaluation.splits import label_fraction, make_splits
 
