@@ -401,3 +401,14 @@ def test_grouped_split_by_hand():
         part = "test" if len(expected["test"]) < 2 else "val" if len(expected["val"]) < 2 else "train"
         expected[part] += [i for i in range(10) if groups[i] == name]
     assert {k: sorted(v) for k, v in expected.items()} == {k: v.tolist() for k, v in got.items()}
+
+
+def test_medmnist_download_keeps_a_users_file_that_fails_the_md5(tmp_path):
+    from ssl_zoo.datasets.readers import medmnist as reader
+    from ssl_zoo.errors import ChecksumError
+
+    mine = layouts.medmnist_npz(tmp_path, "breastmnist", 2)  # e.g. a medmnist 2.x file the user put there
+    before = mine.read_bytes()
+    with pytest.raises(ChecksumError, match="differs from MedMNIST's 750601b1.*kept"):
+        reader.download(get_card("breastmnist"), tmp_path, 28, progress=False)
+    assert mine.read_bytes() == before
