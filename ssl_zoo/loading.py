@@ -140,7 +140,7 @@ def timm_model(folder: Path, config: dict, num_classes: int, in_chans: int | Non
     arch = folder_arch(config, folder)
     kind = get_arch(arch).kind
     check_options(kind, task, features_only=features_only, exact=exact, num_classes=num_classes, classes=classes,
-                      in_chans=in_chans)
+                  in_chans=in_chans)
     weights = read_weights(folder)
     if kind is ArchKind.UNET3D:
         return unet3d_model(weights, task=task, classes=classes or 1, num_classes=num_classes)

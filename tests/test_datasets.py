@@ -12,7 +12,8 @@ import pytest
 from ssl_zoo.datasets import all_cards, get_card, layout_tree, read_card
 from ssl_zoo.errors import (DatasetLabelError, DatasetLayoutError, DatasetSplitError, OfflineError,
                             UnknownDatasetError)
-from ssl_zoo.evaluation.data import read_csv_labels, read_dataset
+from ssl_zoo.evaluation.data import read_dataset
+from ssl_zoo.evaluation.file_readers import read_csv_labels
 from ssl_zoo.evaluation.report import report_trials
 from ssl_zoo.evaluation.splits import label_fraction, make_splits
 
@@ -232,7 +233,7 @@ def test_stoic_middle_axial_slice_in_the_hu_window(tmp_path):
     for i in (0, 1):  # raw and zlib-compressed MetaImage
         volume = np.linspace(-1200, 400, 80).reshape(5, 4, 4).astype(np.int16) + i
         plane = np.clip(volume[2].astype(float), -1000, 250)
-        expected = np.round((plane + 1000) / 1250 * 255).astype(np.uint8)
+        expected = ((plane + 1000) / 1250 * 255).astype(np.uint8)  # the study truncates (astype), no rounding
         assert np.array_equal(data.load(i), expected)
 
 
@@ -400,3 +401,14 @@ def test_grouped_split_by_hand():
         part = "test" if len(expected["test"]) < 2 else "val" if len(expected["val"]) < 2 else "train"
         expected[part] += [i for i in range(10) if groups[i] == name]
     assert {k: sorted(v) for k, v in expected.items()} == {k: v.tolist() for k, v in got.items()}
+
+
+def test_medmnist_download_keeps_a_users_file_that_fails_the_md5(tmp_path):
+    from ssl_zoo.datasets.readers import medmnist as reader
+    from ssl_zoo.errors import ChecksumError
+
+    mine = layouts.medmnist_npz(tmp_path, "breastmnist", 2)  # e.g. a medmnist 2.x file the user put there
+    before = mine.read_bytes()
+    with pytest.raises(ChecksumError, match="differs from MedMNIST's 750601b1.*kept"):
+        reader.download(get_card("breastmnist"), tmp_path, 28, progress=False)
+    assert mine.read_bytes() == before

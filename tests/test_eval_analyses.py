@@ -47,7 +47,7 @@ def _segmentation_samples(tmp_path, n=12):
 
 
 def test_segmentation_trains_and_reports_dice_and_iou(r18_folder, tmp_path):
-    from ssl_zoo.evaluation.data import read_segmentation_pairs
+    from ssl_zoo.evaluation.file_readers import read_segmentation_pairs
     from ssl_zoo.evaluation.segment import segment
 
     data = read_segmentation_pairs(*_segmentation_samples(tmp_path, n=10))

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from ssl_zoo.errors import DatasetError
-from ssl_zoo.evaluation.data import read_csv_labels, read_dataset, read_image_folder, read_npz, read_segmentation_pairs
+from ssl_zoo.evaluation.data import read_dataset
+from ssl_zoo.evaluation.file_readers import read_csv_labels, read_image_folder, read_npz, read_segmentation_pairs
 from ssl_zoo.evaluation.images import read_image
 from ssl_zoo.evaluation.splits import label_fraction, make_splits, split_indices
 from ssl_zoo.evaluation.stats import summarize

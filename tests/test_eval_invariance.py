@@ -269,3 +269,23 @@ def test_an_ill_conditioned_covariance_is_one_typed_line():
     assert "\n" not in str(info.value)
     with pytest.raises(DatasetError, match="non-finite features"):
         whitening(np.full((6, 4), np.nan), 1e-6)
+
+
+@pytest.mark.parametrize("protocol", ["invariance", "multiview_invariance"])
+def test_a_path_given_as_data_is_one_typed_line_before_any_model_is_loaded(protocol, tmp_path):
+    import ssl_zoo.evaluation.invariance as module
+    from ssl_zoo.errors import DatasetError
+
+    with pytest.raises(DatasetError, match="read it first"):
+        getattr(module, protocol)(str(tmp_path / "no-model"), str(tmp_path), progress=False)
+
+
+def test_an_identity_copy_is_resized_as_the_clean_image_at_any_interpolation():
+    from ssl_zoo.evaluation.analysis_input import resize_crop, rgb_image
+    from ssl_zoo.evaluation.invariance_transforms import apply
+
+    image = rgb_image(retina_crops(1)[0])
+    for interpolation in ("bilinear", "bicubic", "nearest"):
+        copy = apply("rotation", image, {"angle": 0.0}, RESIZE, CROP, interpolation)
+        clean = resize_crop(image, RESIZE, CROP, interpolation)
+        assert np.array_equal(np.asarray(copy), np.asarray(clean)), interpolation

@@ -285,9 +285,25 @@ def upstream_stop_step(scores: list[float], every: int, patience: int, steps: in
     return None, best_step
 
 
+def upstream_loss_stop_step(losses: list[float], every: int, patience: int, steps: int) -> tuple[int | None, int]:
+    """BenchmarkTransferLearning V1 by hand: a check improves only on a strictly lower validation loss (reset and
+    save); otherwise count one and stop once the count exceeds patience. (stop step, best step)."""
+    best, counter, best_step, checks = math.inf, 0, None, iter(losses)
+    for step in range(every, steps + 1, every):
+        loss = next(checks)
+        if loss < best:
+            best, counter, best_step = loss, 0, step
+        else:
+            counter += 1
+            if counter > patience:
+                return step, best_step
+    return None, best_step
+
+
+@pytest.mark.parametrize("preset", ["ssl-transfer", "benchmark-transfer"])
 @pytest.mark.parametrize("scores", [[0.5, 0.6, 0.55, 0.6, 0.58, 0.57, 0.56, 0.9, 0.9],
                                     [0.3, 0.2, 0.4, 0.4, 0.35, 0.5, 0.45, 0.44, 0.43, 0.1]])
-def test_finetune_stops_at_the_upstream_step_and_restores_the_best_weights(scores, monkeypatch):
+def test_finetune_stops_at_the_upstream_step_and_restores_the_best_weights(scores, preset, monkeypatch):
     import torch
 
     from ssl_zoo.evaluation import finetune as ft
@@ -305,13 +321,19 @@ def test_finetune_stops_at_the_upstream_step_and_restores_the_best_weights(score
         return {"accuracy": value, "mean_per_class_accuracy": value, "auc": value, "loss": 1 - value}
 
     monkeypatch.setattr(ft, "evaluate", scripted)
-    settings = resolve("finetune", steps=40, eval_every=4, batch_size=8, select_on="accuracy").settings
+    if preset == "ssl-transfer":
+        settings = resolve("finetune", steps=40, eval_every=4, batch_size=8, select_on="accuracy").settings
+        stop, best = upstream_stop_step(scores, 4, 3, 40)
+    else:  # selection on the loss (1 - score here), plateau schedule, count > patience; the best epoch is tested
+        settings = resolve("finetune", preset, steps=40, eval_every=4, batch_size=8, patience=2).settings
+        stop, best = upstream_loss_stop_step([1 - s for s in scores], 4, 2, 40)
     identity = lambda image: torch.as_tensor(np.asarray(image), dtype=torch.float32)[None].expand(3, -1, -1) / 255
     run = ft.fit(net, parts, (identity, identity), Speed.fast("cpu"), seed=0, settings=settings, lr=0.1,
                  weight_decay=0.0, validate=True, progress=False)
-    stop, best = upstream_stop_step(scores, 4, 3, 40)
     assert run["stopped_at_step"] == stop and run["best_step"] == best
-    if stop is not None:  # the best check's weights are back (upstream's live reference restored nothing)
+    # the best check's weights are back: on a stop (ssl-transfer's live reference restored nothing), and always for
+    # BenchmarkTransfer, which tests its best epoch
+    if stop is not None or preset == "benchmark-transfer":
         best_state = snapshots[best // 4]
         assert all(torch.equal(best_state[k], v) for k, v in net.state_dict().items())
 

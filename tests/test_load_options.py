@@ -62,3 +62,10 @@ def test_unet3d_refuses_an_explicit_channel_count(genesis_folder: tuple) -> None
 def test_a_channel_count_below_one_is_an_option_error(r18: Path) -> None:
     with pytest.raises(OptionError, match="in_chans cannot apply.*got 0"):
         ssl_zoo.load(r18, in_chans=0)
+
+
+@pytest.mark.parametrize("classes", [0, -2])
+def test_a_segmentation_channel_count_below_one_is_an_option_error(r18: Path, classes: int) -> None:
+    # 0 used to become 1 silently (``classes or 1``) and -2 failed deep inside smp
+    with pytest.raises(OptionError, match=f"classes cannot apply.*got {classes}"):
+        ssl_zoo.load(r18, task="segmentation", classes=classes)

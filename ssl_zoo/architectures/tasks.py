@@ -45,6 +45,7 @@ def check_options(kind: ArchKind, task: str, *, features_only: bool, exact: bool
         ("in_chans", in_chans is not None and in_chans < 1, f"got {in_chans}: pass 1 (grayscale) or 3 (RGB)"),
         ("in_chans", kind is ArchKind.UNET3D and in_chans not in (None, 1),
          f"got {in_chans}: Models Genesis' UNet3D takes one-channel CT cubes (N, 1, D, H, W); drop in_chans"),
+        ("classes", classes is not None and classes < 1, f"got {classes}: pass 1 or more output channels"),
         ("classes", classes is not None and task == "classification",
          "classes= sets a segmentation head's channels: pass num_classes= for a classification head, "
          "or task='segmentation'"),

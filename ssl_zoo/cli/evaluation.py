@@ -139,5 +139,6 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
                           "prototypical-network n-way k-shot accuracy on frozen features")
     data_options(p)
     preset_option(p, "few-shot (ssl-transfer)")
-    for flag in ("--n-way", "--k-shot", "--n-query", "--episodes", "--batch-size"):
-        p.add_argument(flag, type=positive_int, help="default: the preset's (5, 5, 15, 600, 64)")
+    fewshot_defaults = {"--n-way": 5, "--k-shot": 5, "--n-query": 15, "--episodes": 600, "--batch-size": 64}
+    for flag, default in fewshot_defaults.items():
+        p.add_argument(flag, type=positive_int, help=f"default: the preset's ({default} in ssl-transfer)")

@@ -66,7 +66,7 @@ def preset_option(p: argparse.ArgumentParser, protocol: str) -> None:
 
 def model_options(p: argparse.ArgumentParser) -> None:
     """Image size, input channels, device, seed and ``--out``."""
-    p.add_argument("--image-size", type=positive_int, help="crop size (default: the preset's, 224); small sizes make fast runs")
+    p.add_argument("--image-size", type=positive_int, help="crop size (default: the preset's: 224, saliency 242); small sizes make fast runs")
     p.add_argument("--in-chans", type=positive_int, default=3, help="model input channels (1: grayscale stem; default 3)")
     p.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA when present)")
     p.add_argument("--seed", type=int, default=0, help="seed of the splits and of trial 0 (default 0)")

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 
-
 @dataclass
 class Backbone:
     """A loaded model and where it came from.

@@ -13,7 +13,6 @@ as ``test_scores-trial-0.npy`` beside the run's record, see ``report``) against 
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import warnings
@@ -115,19 +114,18 @@ def check_test_split(parts: dict[str, Samples], metric: str) -> None:
 
 
 def run_cell(cell: Cell, protocol: str, parts: dict[str, Samples], out_dir: Path, seed: int,
-             options: dict[str, Any]) -> dict[str, Any]:
-    """The record of ``cell``: read from ``out_dir`` when a finished run is there, else run and written."""
+             options: dict[str, Any]) -> None:
+    """Run ``cell`` and write its record under ``out_dir``, unless a finished run is already there (resume)."""
     import importlib
 
     module, function, filename = PROTOCOLS[protocol]
-    path = cell.folder(out_dir) / filename
-    if path.is_file():
-        return json.loads(path.read_text())
+    if (cell.folder(out_dir) / filename).is_file():
+        return  # read once, with the others, when every cell is done
     run = getattr(importlib.import_module(module), function)
     if protocol == "probe":
         options = {k: v for k, v in options.items() if k not in FINETUNE_ONLY}
-    return run(cell.model, parts, out_dir=cell.folder(out_dir), label_fraction=cell.fraction, trials=1,
-               seed=seed + cell.trial, **options)
+    run(cell.model, parts, out_dir=cell.folder(out_dir), label_fraction=cell.fraction, trials=1,
+        seed=seed + cell.trial, **options)
 
 
 def compare(models: Sequence[str | Path], data: Samples | dict[str, Samples], out_dir: str | Path, *,

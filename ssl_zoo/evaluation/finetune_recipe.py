@@ -9,9 +9,10 @@ from typing import Any, Iterator
 
 from ..errors import PresetError
 from .data import Samples
+from .metrics import SCORES, dataset_metric
 from .preprocess import ImageSettings
 
-SELECT_ON = ("accuracy", "mean_per_class_accuracy", "auc", "loss", "dataset")
+SELECT_ON = (*SCORES, "loss", "dataset")
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,7 @@ def selection_key(settings: FinetuneSettings, samples: Samples) -> str:
         raise PresetError(f"finetune select_on {settings.select_on!r} is not one of {SELECT_ON}")
     if settings.select_on != "dataset":
         return settings.select_on
-    wanted = samples.metric
-    return "auc" if samples.task == "multilabel" else wanted if wanted in SELECT_ON else "accuracy"
+    return dataset_metric(samples.task, samples.metric)
 
 
 def make_optimizer(net: Any, settings: FinetuneSettings, lr: float, weight_decay: float) -> Any:

@@ -138,7 +138,7 @@ def family_scores(features: Features, images: Sequence[Any], clean: np.ndarray, 
     params = sweep(family, s.k or default_k(family), s.resize, s.crop_size)
     distances, cosines = np.zeros((len(images), len(params))), np.zeros((len(images), len(params)))
     for i, image in enumerate(images):
-        moved = features([apply(family, image, p, s.resize, s.crop_size) for p in params])
+        moved = features([apply(family, image, p, s.resize, s.crop_size, s.interpolation) for p in params])
         distances[i], cosines[i] = pair_scores(np.repeat(clean[i:i + 1], len(params), 0), moved, w)
     return {"mahalanobis": float(np.nanmean(distances, 0).mean()),
             "cosine_similarity": float(np.nanmean(cosines, 0).mean()), "copies": len(params),
@@ -275,8 +275,9 @@ def multiview_invariance(model: str | Path, data: Samples | dict[str, Samples], 
         "multiview": {"mahalanobis", "cosine_similarity"}}``.
 
     Raises:
-        DatasetError: No groups or no pairs.
+        DatasetError: A path given as data, no groups or no pairs.
     """
+    check_run(data)  # before any model is loaded
     from .presets import resolve
 
     resolved = resolve("multiview", preset, **overrides)

@@ -102,9 +102,16 @@ def elastic(image: Any, sigma: int, seed: int, alpha: float = 1.0) -> Any:
     return FT.elastic_transform(image, displacement)
 
 
-def apply(family: str, image: Any, params: dict[str, Any], resize: int, crop: int) -> Any:
-    """One copy of ``family`` with ``params`` of a PIL image, resized and cropped as upstream (a PIL image)."""
+def apply(family: str, image: Any, params: dict[str, Any], resize: int, crop: int,
+          interpolation: str = "bilinear") -> Any:
+    """One copy of ``family`` with ``params`` of a PIL image, resized and cropped as upstream (a PIL image).
+
+    ``interpolation`` is the clean images' resize (upstream: torchvision's default, bilinear), so an identity
+    copy is the clean image at any setting.
+    """
     from torchvision.transforms import functional as FT
+
+    from .analysis_input import resize_crop
 
     functions: dict[str, Callable[..., Any]] = {
         "rotation": FT.rotate, "translation": FT.affine, "scale": FT.affine, "shear": FT.affine,
@@ -119,4 +126,4 @@ def apply(family: str, image: Any, params: dict[str, Any], resize: int, crop: in
         image = functions[family](image, **params)
     if family == "resized_crop":
         return image
-    return FT.center_crop(FT.resize(image, resize), crop)
+    return resize_crop(image, resize, crop, interpolation)

@@ -16,6 +16,8 @@ import numpy as np
 
 from ..extras import extra_imports
 
+SCORES = ("accuracy", "mean_per_class_accuracy", "auc")  # the validation scores a dataset may ask selection to use
+
 
 def classification_metrics(task: str, targets: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     """``{"accuracy", "mean_per_class_accuracy", "auc"}`` of ``scores`` against hard ``targets`` (class ids, or a 0/1
@@ -60,3 +62,11 @@ def _macro_auc(onehot: np.ndarray, scores: np.ndarray) -> float:
 def primary_metric(metrics: dict[str, float]) -> float:
     """The model-selection value: AUC, or accuracy where AUC is undefined."""
     return metrics["accuracy"] if math.isnan(metrics["auc"]) else metrics["auc"]
+
+
+def dataset_metric(task: str, wanted: str | None) -> str:
+    """The score a dataset selects by: macro AUC for multilabel, else its own metric (``Samples.metric``) when it is
+    one of ``SCORES``, else accuracy."""
+    if task == "multilabel":
+        return "auc"
+    return wanted if wanted in SCORES else "accuracy"

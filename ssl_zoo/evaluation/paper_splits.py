@@ -81,7 +81,6 @@ def paper_splits(data: Samples | dict[str, Samples], *, seed: int, val_fraction:
     return parts, index
 
 
-
 def merge(first: Samples, second: Samples) -> Samples:
     """``first`` followed by ``second`` (one training pool: upstream's ``trainval``); card, metric, groups kept."""
     import dataclasses

@@ -35,14 +35,12 @@ from ..progress import bar
 from .backbone import load_backbone
 from .data import Samples
 from .features import extract_features
-from .metrics import classification_metrics
+from .metrics import SCORES, classification_metrics, dataset_metric
 from .paper_splits import paper_splits
 from .preprocess import ImageSettings, paper_transform
 from .presets import resolve
 from .report import report_trials
 from .splits import check_run, label_fraction as subsample
-
-SELECTION_METRICS = ("accuracy", "mean_per_class_accuracy", "auc")
 
 
 @dataclass(frozen=True)
@@ -87,13 +85,10 @@ def c_grid(settings: LinearSettings) -> np.ndarray:
 def selection_metric(settings: LinearSettings, samples: Samples) -> str:
     """The metric C is chosen by: the setting, or the dataset's own where the setting is "dataset"."""
     if settings.metric != "dataset":
-        if settings.metric not in SELECTION_METRICS:
-            raise PresetError(f"linear metric {settings.metric!r} is not one of {SELECTION_METRICS} or 'dataset'")
+        if settings.metric not in SCORES:
+            raise PresetError(f"linear metric {settings.metric!r} is not one of {SCORES} or 'dataset'")
         return settings.metric
-    if samples.task == "multilabel":
-        return "auc"
-    wanted = samples.metric
-    return wanted if wanted in SELECTION_METRICS else "accuracy"
+    return dataset_metric(samples.task, samples.metric)
 
 
 class Probe:

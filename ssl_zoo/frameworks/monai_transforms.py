@@ -117,7 +117,7 @@ def monai_transforms(pre: Preprocessing, *, train: bool, channels: int, keys: An
     Example:
         >>> tf = ssl_zoo.transforms("moco-cxr-d121", framework="monai")  # doctest: +SKIP
         >>> tf(dicom.pixel_array[None]).shape                            # doctest: +SKIP
-        torch.Size([3, 224, 224])
+        torch.Size([3, 320, 320])
     """
     steps = array_steps(pre, train=train, channels=channels)
     return Compose([Lambdad(keys, step) for step in steps] if keys is not None else steps)

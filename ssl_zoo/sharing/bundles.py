@@ -27,7 +27,7 @@ from .. import __version__
 from ..store import cache
 from ..errors import BundleError, BundleNotFoundError, ModelFolderError, one_line
 from ..modelfolder.files import replace_dir  # the same swap-in that conversions use
-from ..modelfolder.files import folder_files, is_complete, verify_folder
+from ..modelfolder.files import WEIGHTS, folder_files, is_complete, verify_folder
 from ..progress import byte_bar
 from ..store.atomic import write_atomic
 from ..store.hashes import copy_hashing, file_chunks, sha256_file
@@ -55,13 +55,14 @@ def _manifest(names: list[str]) -> dict[str, Any]:
         if not is_complete(folder):
             raise BundleError(f"{name} has no complete model folder in {cache.home()}: "
                               f"run `ssl-zoo pull {name}` first")
-        verify_folder(folder)  # never bundle weights that disagree with their own record
+        weights_sha256 = verify_folder(folder)  # never bundle weights that disagree with their own record
         files = folder_files(folder)
         odd = [p.name for p in files if not FILE_RE.match(p.name)]
         if odd:
             raise BundleError(f"{folder}: file names {odd} cannot travel in a bundle (letters, digits, '_', '.', '-' "
                               "only): rename or remove them")
-        models[name] = {p.name: {"size": p.stat().st_size, "sha256": sha256_file(p)} for p in files}
+        models[name] = {p.name: {"size": p.stat().st_size,
+                                 "sha256": weights_sha256 if p.name == WEIGHTS else sha256_file(p)} for p in files}
     return {"format": FORMAT, "version": VERSION, "ssl_zoo_version": __version__, "models": models}
 
 

@@ -27,7 +27,7 @@ from .. import __version__
 from ..modelfolder.card import with_repo_id
 from ..store import cache
 from ..errors import PublishError, one_line
-from ..modelfolder.files import CARD, folder_files, read_config, verify_folder
+from ..modelfolder.files import CARD, WEIGHTS, folder_files, read_config, verify_folder
 from ..store.hashes import sha256_file
 from .hub import REPO_RE, endpoint
 from ..extras import extra_imports
@@ -116,8 +116,11 @@ def _staged(folder: Path, repo_id: str) -> Iterator[Path]:
         yield stage
 
 
-def _plan(folder: Path, stage: Path, repo_id: str, config: dict, **options: object) -> PublishPlan:
-    files = tuple(PlannedFile(p.name, p.stat().st_size, sha256_file(p)) for p in sorted(stage.iterdir()))
+def _plan(folder: Path, stage: Path, repo_id: str, config: dict, weights_sha256: str,
+          **options: object) -> PublishPlan:
+    """The upload of ``stage``; the weights' digest is the one ``verify_folder`` just computed (not hashed twice)."""
+    files = tuple(PlannedFile(p.name, p.stat().st_size, weights_sha256 if p.name == WEIGHTS else sha256_file(p))
+                  for p in sorted(stage.iterdir()))
     return PublishPlan(repo_id, folder, files, commit_message(config), **options)  # type: ignore[arg-type]
 
 
@@ -184,11 +187,11 @@ def _progress_bars(progress: bool) -> Iterator[None]:
 
 
 def _publish_one(folder: Path, namespace: str, dry_run: bool, options: dict) -> PublishPlan:
-    verify_folder(folder)  # never publish weights that do not match their own record
+    weights_sha256 = verify_folder(folder)  # never publish weights that do not match their own record
     config = read_config(folder)
     repo_id = repo_id_for(config, folder, namespace)
     with _staged(folder, repo_id) as stage:
-        plan = _plan(folder, stage, repo_id, config, **options)
+        plan = _plan(folder, stage, repo_id, config, weights_sha256, **options)
         if dry_run:
             return plan
         return _upload(plan, stage)

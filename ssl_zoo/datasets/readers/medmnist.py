@@ -34,7 +34,7 @@ def download(card: Card, root: Path, size: int, *, progress: bool = True) -> Pat
 
     Raises:
         OfflineError: ``SSL_ZOO_OFFLINE`` is set; the message says where to put the file.
-        ChecksumError: The md5 differs; nothing was kept.
+        ChecksumError: The md5 differs; a downloaded file is removed, a file that was already there is kept.
     """
     import hashlib
 
@@ -45,16 +45,20 @@ def download(card: Card, root: Path, size: int, *, progress: bool = True) -> Pat
     dest, url, md5 = root / name, ZENODO.format(file=name), card.files[name]
     if not dest.is_file() and cache.is_offline():
         raise OfflineError(f"offline: put {name} (md5 {md5}, from {url}) in {root}")
+    existed = dest.is_file()
     fetch([url], dest, progress=progress, label=name)
     digest = hashlib.md5()
     with dest.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
-    if digest.hexdigest() != md5:
-        dest.unlink()
-        raise ChecksumError(f"{name}: md5 {digest.hexdigest()} differs from MedMNIST's {md5}; removed it, "
-                            "download again")
-    return dest
+    if digest.hexdigest() == md5:
+        return dest
+    if existed:  # the user's own file (e.g. another medmnist version): report it, never delete it
+        raise ChecksumError(f"{dest}: md5 {digest.hexdigest()} differs from MedMNIST's {md5}; kept it: move it "
+                            "away to download the official file, or read it without download")
+    dest.unlink()
+    raise ChecksumError(f"{name}: md5 {digest.hexdigest()} differs from MedMNIST's {md5}; removed it, "
+                        "download again")
 
 
 def read_medmnist(card: Card, request: Request) -> Samples:

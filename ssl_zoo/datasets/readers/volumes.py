@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DatasetError
-from ...evaluation.images import read_image, to_uint8
+from ...evaluation.images import read_image
 
 MET_TYPES = {"MET_UCHAR": "u1", "MET_CHAR": "i1", "MET_USHORT": "u2", "MET_SHORT": "i2", "MET_UINT": "u4",
              "MET_INT": "i4", "MET_FLOAT": "f4", "MET_DOUBLE": "f8"}
@@ -41,7 +41,7 @@ def read_metaimage(path: Path) -> np.ndarray:
 
 @dataclass(frozen=True)
 class CtSlice:
-    """The middle axial slice of a CT volume, clipped to ``window`` (HU) and mapped onto 0..255."""
+    """The middle axial slice of a CT volume, clipped to ``window`` (HU) and mapped onto 0..255 (truncated)."""
 
     path: Path
     window: tuple[float, float]
@@ -53,7 +53,9 @@ class CtSlice:
         """The uint8 slice (y, x)."""
         volume = read_metaimage(self.path)
         plane = volume[volume.shape[0] // 2].astype(np.float64)
-        return to_uint8(plane, *self.window)
+        low, high = self.window
+        # truncated, not rounded: the medical transfer study casts (clipped - low) / (high - low) * 255 with astype
+        return ((np.clip(plane, low, high) - low) / (high - low) * 255).astype(np.uint8)
 
 
 @dataclass(frozen=True)
