@@ -49,24 +49,25 @@ def _protocol(args: argparse.Namespace) -> dict[str, Any]:
     return {"preset": args.preset, **common_options(args), **given}
 
 
+def _run_trials(args: argparse.Namespace, protocol, **extra) -> int:
+    """Run a protocol that subsamples labels over trials (probe, fine-tune, segment) and print its summary."""
+    record = protocol(args.model, read_data(args), out_dir=output_folder(args), label_fraction=args.label_fraction,
+                      trials=args.trials, seed=args.seed, **extra, **_protocol(args))
+    return print_record(args, record, _summary_rows(record))
+
+
 def cmd_probe(args: argparse.Namespace) -> int:
     """``ssl-zoo probe MODEL DATA``."""
     from ..evaluation.probe import linear_probe
 
-    options = _protocol(args)
-    record = linear_probe(args.model, read_data(args), out_dir=output_folder(args), label_fraction=args.label_fraction,
-                          trials=args.trials, seed=args.seed, **options)
-    return print_record(args, record, _summary_rows(record))
+    return _run_trials(args, linear_probe)
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     """``ssl-zoo finetune MODEL DATA``."""
     from ..evaluation.finetune import finetune
 
-    options = _protocol(args)
-    record = finetune(args.model, read_data(args), out_dir=output_folder(args), label_fraction=args.label_fraction,
-                      trials=args.trials, seed=args.seed, compile=args.compile, **options)
-    return print_record(args, record, _summary_rows(record))
+    return _run_trials(args, finetune, compile=args.compile)
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
@@ -75,10 +76,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
     if args.root is None and args.masks is None:
         args.parser.error("give --masks DIR with a folder of images, or a card name with --root DIR")
-    options = _protocol(args)
-    record = segment(args.model, read_data(args), out_dir=output_folder(args), label_fraction=args.label_fraction,
-                     trials=args.trials, seed=args.seed, **options)
-    return print_record(args, record, _summary_rows(record))
+    return _run_trials(args, segment)
 
 
 def cmd_fewshot(args: argparse.Namespace) -> int:
